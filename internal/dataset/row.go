@@ -1,0 +1,157 @@
+package dataset
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Row is one validated example: the kept columns in Definition.Kept order,
+// and the target.
+type Row struct {
+	Fields []Field
+	Target Field
+}
+
+// Field is one validated value. Numeric columns (float, int, bool) set Num;
+// string and text columns set Str.
+type Field struct {
+	Num float64
+	Str string
+}
+
+// FieldError says which field is wrong and why. Gateway answers carry the
+// field; quarantine reports carry the message.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Reason) }
+
+// ParseValue validates one raw value against a column.
+func (d *Definition) ParseValue(c Column, raw string) (Field, error) {
+	s := strings.TrimSpace(raw)
+	if !utf8.ValidString(s) {
+		return Field{}, &FieldError{c.Name, "not valid UTF-8"}
+	}
+	if s == "" {
+		if c.Optional {
+			return Field{}, nil
+		}
+		return Field{}, &FieldError{c.Name, "missing value"}
+	}
+	switch c.Type {
+	case TypeFloat, TypeInt:
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return Field{}, &FieldError{c.Name, fmt.Sprintf("%q is not a number", clip(s))}
+		}
+		if c.Type == TypeInt && v != math.Trunc(v) {
+			return Field{}, &FieldError{c.Name, fmt.Sprintf("%q is not a whole number", clip(s))}
+		}
+		if c.Min != nil && (v < *c.Min || (c.ExclusiveMin && v == *c.Min)) {
+			op := ">="
+			if c.ExclusiveMin {
+				op = ">"
+			}
+			return Field{}, &FieldError{c.Name, fmt.Sprintf("%s is out of range (want %s %g)", clip(s), op, *c.Min)}
+		}
+		if c.Max != nil && v > *c.Max {
+			return Field{}, &FieldError{c.Name, fmt.Sprintf("%s is out of range (want <= %g)", clip(s), *c.Max)}
+		}
+		return Field{Num: v}, nil
+	case TypeBool:
+		switch strings.ToLower(s) {
+		case "1", "true", "yes":
+			return Field{Num: 1}, nil
+		case "0", "false", "no":
+			return Field{Num: 0}, nil
+		}
+		return Field{}, &FieldError{c.Name, fmt.Sprintf("%q is not a boolean (want 0/1 or true/false)", clip(s))}
+	default: // string, text
+		if c.MaxLength > 0 && utf8.RuneCountInString(s) > c.MaxLength {
+			return Field{}, &FieldError{c.Name, fmt.Sprintf("longer than %d characters", c.MaxLength)}
+		}
+		if len(c.Choices) > 0 && !contains(c.Choices, s) {
+			return Field{}, &FieldError{c.Name, fmt.Sprintf("%q is not one of the allowed values", clip(s))}
+		}
+		if re := d.pattern[c.Name]; re != nil && !re.MatchString(s) {
+			return Field{}, &FieldError{c.Name, fmt.Sprintf("%q does not match %s", clip(s), c.Pattern)}
+		}
+		return Field{Str: s}, nil
+	}
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// IsNumeric reports whether a column's values are numbers.
+func IsNumeric(c Column) bool {
+	return c.Type == TypeFloat || c.Type == TypeInt || c.Type == TypeBool
+}
+
+// Format renders a field canonically (the staged CSV form).
+func Format(c Column, f Field) string {
+	if IsNumeric(c) {
+		return strconv.FormatFloat(f.Num, 'g', -1, 64)
+	}
+	return f.Str
+}
+
+// RowHash identifies a row by content: same features and same target, same
+// hash. It decides duplicates and the train/test split.
+type RowHash [16]byte
+
+func (h RowHash) String() string { return hex.EncodeToString(h[:]) }
+
+// ParseRowHash reads the hex form.
+func ParseRowHash(s string) (RowHash, error) {
+	var h RowHash
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(h) {
+		return h, fmt.Errorf("bad row hash %q", s)
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// Hash computes a row's content hash.
+func (d *Definition) Hash(r Row) RowHash {
+	h := sha256.New()
+	var buf []byte
+	for i, c := range d.kept {
+		buf = append(buf[:0], Format(c, r.Fields[i])...)
+		buf = append(buf, 0x1f)
+		h.Write(buf)
+	}
+	h.Write([]byte(Format(d.Target, r.Target)))
+	var out RowHash
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// IsTest reports whether a row belongs to the test split. It depends only on
+// the row's content, so a row never moves between splits across versions.
+func (d *Definition) IsTest(h RowHash) bool {
+	u := binary.BigEndian.Uint64(h[:8])
+	return float64(u>>11)/float64(1<<53) < d.TestFraction
+}
