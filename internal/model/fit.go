@@ -1,0 +1,242 @@
+package model
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/linreg"
+)
+
+// ErrNoRows: there was nothing to fit or evaluate on.
+var ErrNoRows = errors.New("model: no rows")
+
+// How often (in rows) long scans look at the context.
+const ctxEvery = 4096
+
+// Fit fits spec on the rows of train, which must yield training rows only
+// and give the same rows in the same order each time it is called: pass 1
+// learns the transforms, pass 2 accumulates the least-squares system.
+// A missing numeric value is NaN in Field.Num.
+func Fit(ctx context.Context, def *dataset.Definition, spec dataset.ModelSpec, train dataset.Scan) (*Artifact, error) {
+	a, err := fit(ctx, def, spec, train)
+	if err != nil {
+		return nil, fmt.Errorf("fit %s/%s: %w", def.Name, spec.Name, err)
+	}
+	return a, nil
+}
+
+func fit(ctx context.Context, def *dataset.Definition, spec dataset.ModelSpec, train dataset.Scan) (*Artifact, error) {
+	learners, err := newLearners(def, spec)
+	if err != nil {
+		return nil, err
+	}
+	width := len(def.Kept())
+
+	n := 0
+	err = train(func(r dataset.StagedRow) error {
+		if err := checkRow(ctx, n, width, r); err != nil {
+			return err
+		}
+		for i := range learners {
+			if err := learners[i].observe(r.Fields); err != nil {
+				return fmt.Errorf("row %d: %w", n, err)
+			}
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pass 1: %w", err)
+	}
+	if n == 0 {
+		return nil, ErrNoRows
+	}
+
+	a := &Artifact{
+		Format:     FormatLinearV1,
+		Dataset:    def.Name,
+		Target:     def.Target.Name,
+		Transforms: make([]Transform, len(learners)),
+		TrainRows:  n,
+	}
+	spec.Features = slices.Clone(spec.Features)
+	a.Spec = SpecRef{Name: spec.Name, Hash: spec.Hash(), Model: spec}
+	for i := range learners {
+		a.Transforms[i] = learners[i].transform()
+	}
+
+	terms, p, err := compile(def, a.Transforms)
+	if err != nil {
+		return nil, err
+	}
+	acc := linreg.NewAccumulator(p)
+	idx := make([]int, 0, len(terms))
+	val := make([]float64, 0, len(terms))
+	m := 0
+	err = train(func(r dataset.StagedRow) error {
+		if err := checkRow(ctx, m, width, r); err != nil {
+			return err
+		}
+		idx, val = idx[:0], val[:0]
+		for i := range terms {
+			t := &terms[i]
+			if j, v, ok := t.encode(r.Fields[t.field]); ok {
+				idx = append(idx, t.offset+j)
+				val = append(val, v)
+			}
+		}
+		acc.Add(idx, val, r.Target.Num)
+		m++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pass 2: %w", err)
+	}
+	if m != n {
+		return nil, fmt.Errorf("the scan gave %d rows on pass 1 and %d on pass 2", n, m)
+	}
+	sol, err := acc.Solve(spec.L2)
+	if err != nil {
+		return nil, err
+	}
+	a.Intercept, a.Coef = sol.Intercept, sol.Coef
+	return a, nil
+}
+
+func checkRow(ctx context.Context, i, width int, r dataset.StagedRow) error {
+	if i%ctxEvery == 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if len(r.Fields) != width {
+		return fmt.Errorf("row %d: %d fields, the definition keeps %d", i, len(r.Fields), width)
+	}
+	if !finite(r.Target.Num) {
+		return fmt.Errorf("row %d: target %g is not finite", i, r.Target.Num)
+	}
+	return nil
+}
+
+// learner gathers what pass 1 learns about one feature.
+type learner struct {
+	feature dataset.Feature
+	field   int
+	col     dataset.Column
+	// numeric: Welford's running mean and sum of squared deviations.
+	n, missing int
+	mean, m2   float64
+	// onehot: value counts.
+	counts map[string]int
+}
+
+func newLearners(def *dataset.Definition, spec dataset.ModelSpec) ([]learner, error) {
+	if spec.Kind != "linear" {
+		return nil, fmt.Errorf("kind %q: want linear", spec.Kind)
+	}
+	if spec.L2 < 0 || !finite(spec.L2) {
+		return nil, fmt.Errorf("l2 %g: want finite and non-negative", spec.L2)
+	}
+	if len(spec.Features) == 0 {
+		return nil, errors.New("no features")
+	}
+	ls := make([]learner, len(spec.Features))
+	for i, f := range spec.Features {
+		field, ok := def.Index(f.Column)
+		if !ok {
+			return nil, fmt.Errorf("feature column %q is not a kept column", f.Column)
+		}
+		col := def.Kept()[field]
+		switch f.Transform {
+		case dataset.TransformNumeric:
+			if !dataset.IsNumeric(col) {
+				return nil, fmt.Errorf("feature %q: numeric transform of a %s column", f.Column, col.Type)
+			}
+		case dataset.TransformOneHot:
+			if f.MaxCategories < 0 {
+				return nil, fmt.Errorf("feature %q: negative max_categories", f.Column)
+			}
+		case dataset.TransformHashed:
+			if f.Buckets <= 0 || f.Buckets > 1<<16 {
+				return nil, fmt.Errorf("feature %q: buckets %d, want 1..65536", f.Column, f.Buckets)
+			}
+		default:
+			return nil, fmt.Errorf("feature %q: unknown transform %q", f.Column, f.Transform)
+		}
+		ls[i] = learner{feature: f, field: field, col: col}
+		if f.Transform == dataset.TransformOneHot {
+			ls[i].counts = map[string]int{}
+		}
+	}
+	return ls, nil
+}
+
+func (l *learner) observe(fields []dataset.Field) error {
+	f := fields[l.field]
+	switch l.feature.Transform {
+	case dataset.TransformNumeric:
+		x := f.Num
+		switch {
+		case math.IsNaN(x):
+			l.missing++
+		case math.IsInf(x, 0):
+			return fmt.Errorf("column %q: value is infinite", l.col.Name)
+		default:
+			l.n++
+			d := x - l.mean
+			l.mean += d / float64(l.n)
+			l.m2 += d * (x - l.mean)
+		}
+	case dataset.TransformOneHot:
+		l.counts[dataset.Format(l.col, f)]++
+	}
+	return nil
+}
+
+func (l *learner) transform() Transform {
+	t := Transform{Column: l.feature.Column, Transform: l.feature.Transform}
+	switch l.feature.Transform {
+	case dataset.TransformNumeric:
+		std := 0.0
+		if l.n > 0 {
+			std = math.Sqrt(l.m2 / float64(l.n))
+		}
+		t.Numeric = &Numeric{Mean: l.mean, Std: std, Impute: l.mean, Missing: l.missing}
+	case dataset.TransformOneHot:
+		t.OneHot = vocabulary(l.counts, maxCategories(l.feature))
+	case dataset.TransformHashed:
+		t.Hashed = &Hashed{Buckets: l.feature.Buckets}
+	}
+	return t
+}
+
+// vocabulary keeps the limit most frequent values, ties broken by value, so
+// that map order never shows.
+func vocabulary(counts map[string]int, limit int) *OneHot {
+	type count struct {
+		v string
+		n int
+	}
+	cs := make([]count, 0, len(counts))
+	for v, n := range counts {
+		cs = append(cs, count{v, n})
+	}
+	slices.SortFunc(cs, func(a, b count) int {
+		if c := cmp.Compare(b.n, a.n); c != 0 {
+			return c
+		}
+		return strings.Compare(a.v, b.v)
+	})
+	cs = cs[:min(len(cs), limit)]
+	o := &OneHot{Reference: cs[0].v, Levels: make([]string, 0, len(cs)-1)}
+	for _, c := range cs[1:] {
+		o.Levels = append(o.Levels, c.v)
+	}
+	return o
+}
