@@ -56,3 +56,12 @@ type Bucket interface {
 	// List returns the objects whose names start with prefix, sorted by name.
 	List(ctx context.Context, prefix string) ([]Object, error)
 }
+
+// URI names an object for people and events: gs://bucket/name for GCS;
+// the local folder's implementation may return a file:// URI instead.
+func URI(b Bucket, name string) string {
+	if u, ok := b.(interface{ URI(name string) string }); ok {
+		return u.URI(name)
+	}
+	return "gs://" + b.Name() + "/" + name
+}

@@ -155,3 +155,28 @@ func (d *Definition) IsTest(h RowHash) bool {
 	u := binary.BigEndian.Uint64(h[:8])
 	return float64(u>>11)/float64(1<<53) < d.TestFraction
 }
+
+// RowFromFields validates an instance given as text by column name (a
+// correction) plus its label. Dropped columns may be present and are
+// ignored; unknown names are an error.
+func (d *Definition) RowFromFields(fields map[string]string, label string) (Row, error) {
+	for name := range fields {
+		if _, ok := d.all[name]; !ok || name == d.Target.Name {
+			return Row{}, &FieldError{name, "unknown field"}
+		}
+	}
+	row := Row{Fields: make([]Field, len(d.kept))}
+	for i, c := range d.kept {
+		f, err := d.ParseValue(c, fields[c.Name])
+		if err != nil {
+			return Row{}, err
+		}
+		row.Fields[i] = f
+	}
+	t, err := d.ParseValue(d.Target, label)
+	if err != nil {
+		return Row{}, err
+	}
+	row.Target = t
+	return row, nil
+}

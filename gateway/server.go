@@ -1,0 +1,180 @@
+// Package gateway is Refit's HTTP API: predictions from the promoted model
+// of each dataset, corrections, uploads, and what the pipeline has done.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/registry"
+)
+
+// Datasets finds a dataset's definition.
+type Datasets interface {
+	Get(name string) (*dataset.Definition, bool)
+	Names() []string
+}
+
+// Publisher sends events.
+type Publisher interface {
+	Publish(ctx context.Context, e events.Event) error
+}
+
+// Config tunes the API.
+type Config struct {
+	MaxBodyBytes   int64         // JSON bodies (default 1 MiB)
+	MaxUploadBytes int64         // CSV uploads (default 1 GiB)
+	MaxInstances   int           // per predict request (default 1000)
+	Timeout        time.Duration // per request, uploads excepted (default 30 s)
+	UploadTimeout  time.Duration // default 10 min
+	// NotifyUploads publishes object.finalized for uploads itself: for a
+	// bucket that sends no notifications of its own (the local folder).
+	NotifyUploads bool
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = 1 << 30
+	}
+	if c.MaxInstances == 0 {
+		c.MaxInstances = 1000
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 30 * time.Second
+	}
+	if c.UploadTimeout == 0 {
+		c.UploadTimeout = 10 * time.Minute
+	}
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Datasets  Datasets
+	Registry  *registry.Registry
+	Bucket    blob.Bucket
+	Publisher Publisher
+	Models    *Models
+	Logger    *slog.Logger
+	Metrics   *prometheus.Registry
+	// Ready reports whether the process can serve (all its parts started).
+	Ready func() bool
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg      Config
+	datasets Datasets
+	reg      *registry.Registry
+	bucket   blob.Bucket
+	pub      Publisher
+	models   *Models
+	log      *slog.Logger
+	gatherer prometheus.Gatherer
+	ready    func() bool
+	metrics  *serverMetrics
+	mux      *http.ServeMux
+}
+
+// NewServer builds the API handler.
+func NewServer(cfg Config, deps Deps) (*Server, error) {
+	if deps.Datasets == nil || deps.Registry == nil || deps.Bucket == nil || deps.Publisher == nil || deps.Models == nil || deps.Logger == nil || deps.Metrics == nil {
+		return nil, errors.New("gateway: missing dependency")
+	}
+	cfg.setDefaults()
+	s := &Server{
+		cfg: cfg, datasets: deps.Datasets, reg: deps.Registry, bucket: deps.Bucket, pub: deps.Publisher,
+		models: deps.Models, log: deps.Logger.With("component", "gateway"), gatherer: deps.Metrics, ready: deps.Ready,
+		metrics: newServerMetrics(deps.Metrics), mux: http.NewServeMux(),
+	}
+	if s.ready == nil {
+		s.ready = func() bool { return true }
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	api := func(h http.Handler) http.Handler {
+		return http.TimeoutHandler(h, s.cfg.Timeout, `{"error":"request timed out"}`)
+	}
+	s.mux.Handle("GET /healthz", health())
+	s.mux.Handle("GET /readyz", s.readiness())
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	s.mux.Handle("GET /v1/datasets", api(s.handleDatasets()))
+	s.mux.Handle("GET /v1/datasets/{dataset}", api(s.handleDataset()))
+	s.mux.Handle("GET /v1/datasets/{dataset}/runs", api(s.handleRuns()))
+	s.mux.Handle("GET /v1/datasets/{dataset}/promotions", api(s.handlePromotions()))
+	s.mux.Handle("POST /v1/datasets/{dataset}/corrections", api(s.handleCorrection()))
+	s.mux.Handle("POST /v1/datasets/{dataset}/uploads", http.TimeoutHandler(s.handleUpload(), s.cfg.UploadTimeout, `{"error":"upload timed out"}`))
+	s.mux.Handle("GET /v1/models/{name}", api(s.handleModelStatus()))
+	s.mux.Handle("POST /v1/models/{name}", api(s.handleModel()))
+	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
+	}))
+}
+
+func health() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+func (s *Server) readiness() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready() || !s.models.Ready() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+func (s *Server) unknownDataset(name string) error {
+	return errorf(http.StatusNotFound, "unknown dataset %q (known: %v)", name, s.datasets.Names())
+}
+
+type serverMetrics struct {
+	predictions    *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	lastPrediction prometheus.Gauge
+	corrections    *prometheus.CounterVec
+	uploads        *prometheus.CounterVec
+}
+
+func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
+	m := &serverMetrics{
+		predictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "prediction_requests_total", Help: "Prediction requests, by dataset and status class.",
+		}, []string{"dataset", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "prediction_latency_seconds", Help: "Prediction request latency.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"dataset"}),
+		lastPrediction: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "last_prediction_timestamp", Help: "Unix time of the last prediction request.",
+		}),
+		corrections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "correction_requests_total", Help: "Correction requests, by dataset and status class.",
+		}, []string{"dataset", "status"}),
+		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refit_upload_requests_total", Help: "Upload requests, by dataset and status class.",
+		}, []string{"dataset", "status"}),
+	}
+	reg.MustRegister(m.predictions, m.latency, m.lastPrediction, m.corrections, m.uploads)
+	return m
+}

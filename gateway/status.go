@@ -1,0 +1,52 @@
+package gateway
+
+import (
+	"context"
+
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/registry"
+)
+
+// Status summarises a dataset from the registry (the API and `refit
+// status` both show it).
+func Status(ctx context.Context, reg *registry.Registry, d *dataset.Definition) (DatasetStatus, error) {
+	st := DatasetStatus{Name: d.Name, Description: d.Description, Target: d.Target.Name, BatchSize: d.BatchSize,
+		TestFraction: d.TestFraction, Versions: []versionSummary{}}
+	for _, m := range d.Models {
+		st.Models = append(st.Models, m.Name)
+	}
+	versions, err := reg.Versions(ctx, d.Name)
+	if err != nil {
+		return st, err
+	}
+	included := map[string]bool{}
+	for _, v := range versions {
+		st.Versions = append(st.Versions, versionSummary{Number: v.Number, Rows: v.Rows, NewRows: v.NewRows,
+			TrainRows: v.TrainRows, TestRows: v.TestRows, Hash: v.Hash, Sources: len(v.Sources), CreatedAt: v.CreatedAt})
+		for _, s := range v.Sources {
+			included[s.IngestID] = true
+		}
+	}
+	ingests, err := reg.Ingests(ctx, d.Name)
+	if err != nil {
+		return st, err
+	}
+	st.Uploads = ingests
+	for _, in := range ingests {
+		st.Rows.Accepted += in.Accepted
+		st.Rows.Rejected += in.Rejected
+		st.Rows.Duplicate += in.Duplicate
+		st.Rows.Sources++
+		if !included[in.ID] {
+			st.StagedRows += in.Accepted
+		}
+	}
+	champ, err := reg.LatestPromotion(ctx, d.Name)
+	switch {
+	case err == nil:
+		st.Champion = &champ
+	case !registry.IsNotFound(err):
+		return st, err
+	}
+	return st, nil
+}

@@ -1,0 +1,166 @@
+// Package registry is Refit's state: the ingest ledger, staged-row claims,
+// corrections, dataset versions, training runs, promotion decisions,
+// promotions and dead letters. It stores typed records in a store.Docs;
+// every write is an insert under a unique key, so a retried or raced write
+// either lands once or reports store.ErrDuplicate.
+package registry
+
+import (
+	"time"
+
+	"github.com/refit-ml/refit/events"
+)
+
+// Source kinds.
+const (
+	SourceObject     = "object"
+	SourceCorrection = "correction"
+)
+
+// Source is where staged rows came from.
+type Source struct {
+	Kind         string `json:"kind"`
+	Bucket       string `json:"bucket,omitempty"`
+	Object       string `json:"object,omitempty"`
+	Generation   int64  `json:"generation,omitempty"`
+	CorrectionID string `json:"correction_id,omitempty"`
+}
+
+// Key is the source's idempotency key: gs://bucket/object#generation, or
+// correction/ID.
+func (s Source) Key() string {
+	if s.Kind == SourceCorrection {
+		return "correction/" + s.CorrectionID
+	}
+	return events.ObjectKey(s.Bucket, s.Object, s.Generation)
+}
+
+// Ingest is one entry of the ingest ledger: what became of one source.
+type Ingest struct {
+	ID      string `json:"id"` // IngestID(source key)
+	Dataset string `json:"dataset"`
+	Source  Source `json:"source"`
+	// SourceTime orders sources (upload time, correction time), so versions
+	// are cut at the same boundaries however late the workers run.
+	SourceTime time.Time `json:"source_time"`
+	Accepted   int       `json:"accepted"`
+	TestRows   int       `json:"test_rows"` // of the accepted
+	Rejected   int       `json:"rejected"`
+	Duplicate  int       `json:"duplicate"`
+	// Chunk holds the accepted rows (staged CSV); empty when none.
+	Chunk string `json:"chunk,omitempty"`
+	// Quarantine lists the rejected rows with reasons; empty when none.
+	Quarantine string `json:"quarantine,omitempty"`
+	// Reason is set when the whole source was rejected.
+	Reason         string    `json:"reason,omitempty"`
+	IgnoredColumns []string  `json:"ignored_columns,omitempty"`
+	StagedAt       time.Time `json:"staged_at"`
+}
+
+// Correction is a label sent by a client for one instance.
+type Correction struct {
+	ID      string `json:"id"`
+	Dataset string `json:"dataset"`
+	// Fields are the instance's values as text, by column name.
+	Fields       map[string]string `json:"fields"`
+	Label        string            `json:"label"`
+	PredictionID string            `json:"prediction_id,omitempty"`
+	ReceivedAt   time.Time         `json:"received_at"`
+}
+
+// VersionSource is one source's share of a version.
+type VersionSource struct {
+	IngestID string `json:"ingest_id"`
+	Source   Source `json:"source"`
+	Rows     int    `json:"rows"`
+}
+
+// Version is an immutable dataset version: its parent's rows plus new ones.
+type Version struct {
+	Dataset string `json:"dataset"`
+	Number  int    `json:"number"`
+	// Hash is SHA-256 over the parent's hash and this version's new rows,
+	// so it names the whole content.
+	Hash       string `json:"hash"`
+	Parent     int    `json:"parent"`
+	ParentHash string `json:"parent_hash,omitempty"`
+	Rows       int    `json:"rows"`
+	TrainRows  int    `json:"train_rows"`
+	TestRows   int    `json:"test_rows"`
+	NewRows    int    `json:"new_rows"`
+	// Blobs hold the rows in order: the parent's blobs, then this version's
+	// new rows (staged CSV).
+	Blobs []string `json:"blobs"`
+	// Sources are the sources new in this version.
+	Sources []VersionSource `json:"sources"`
+	// Specs are the model spec hashes defined when the version was cut:
+	// each gets a run.
+	Specs     []string  `json:"specs"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Metrics are scores on held-out rows.
+type Metrics = events.Metrics
+
+// Run is one model spec fitted on one dataset version.
+type Run struct {
+	ID          string    `json:"id"` // RunID(spec hash, version hash)
+	Dataset     string    `json:"dataset"`
+	Spec        string    `json:"spec"`
+	SpecHash    string    `json:"spec_hash"`
+	Version     int       `json:"version"`
+	VersionHash string    `json:"version_hash"`
+	TrainRows   int       `json:"train_rows"`
+	Metrics     Metrics   `json:"metrics"`
+	Artifact    string    `json:"artifact"` // blob name
+	ArtifactURI string    `json:"artifact_uri"`
+	Checksum    string    `json:"checksum"`
+	DurationMS  float64   `json:"duration_ms"`
+	CodeVersion string    `json:"code_version"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Decision records whether a run was promoted, and why.
+type Decision struct {
+	RunID    string `json:"run_id"`
+	Dataset  string `json:"dataset"`
+	Promoted bool   `json:"promoted"`
+	Sequence int64  `json:"sequence,omitempty"`
+	// EvalVersion's test split scored both models.
+	EvalVersion   int       `json:"eval_version"`
+	Challenger    Metrics   `json:"challenger"`
+	ChampionRunID string    `json:"champion_run_id,omitempty"`
+	Champion      *Metrics  `json:"champion,omitempty"`
+	Reason        string    `json:"reason"`
+	DecidedAt     time.Time `json:"decided_at"`
+}
+
+// Promotion is one entry of a dataset's append-only promotion history.
+type Promotion struct {
+	Dataset       string    `json:"dataset"`
+	Sequence      int64     `json:"sequence"`
+	RunID         string    `json:"run_id"`
+	Spec          string    `json:"spec"`
+	Version       int       `json:"version"`
+	VersionHash   string    `json:"version_hash"`
+	ArtifactURI   string    `json:"artifact_uri"`
+	Artifact      string    `json:"artifact"`
+	Checksum      string    `json:"checksum"`
+	Metrics       Metrics   `json:"metrics"`
+	PreviousRunID string    `json:"previous_run_id,omitempty"`
+	Actor         string    `json:"actor"`
+	Reason        string    `json:"reason"`
+	PromotedAt    time.Time `json:"promoted_at"`
+}
+
+// DeadLetter is a message that failed for good.
+type DeadLetter struct {
+	MessageID     string            `json:"message_id"`
+	Topic         string            `json:"topic"`
+	Handler       string            `json:"handler"`
+	Reason        string            `json:"reason"`
+	CorrelationID string            `json:"correlation_id,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	Payload       string            `json:"payload"`
+	At            time.Time         `json:"at"`
+}

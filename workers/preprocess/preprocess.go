@@ -1,0 +1,359 @@
+// Package preprocess validates uploaded files and corrections against their
+// dataset's definition and stages the accepted rows for the next version.
+//
+// For each source (one generation of one uploaded object, or one
+// correction) it streams the rows, quarantines the bad ones with their
+// reason, drops rows already staged by another source, writes the rest as an
+// immutable staged chunk and records the outcome in the ingest ledger. The
+// ledger entry is inserted last, under the source's idempotency key: until
+// it exists the work is redone from scratch (with the same result, since
+// row claims remember their owner); once it exists nothing is redone.
+package preprocess
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/bus"
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/registry"
+)
+
+// Datasets finds a dataset's definition.
+type Datasets interface {
+	Get(name string) (*dataset.Definition, bool)
+	Names() []string
+}
+
+// Publisher sends events.
+type Publisher interface {
+	Publish(ctx context.Context, e events.Event) error
+}
+
+// Config holds the worker's dependencies.
+type Config struct {
+	Datasets  Datasets
+	Bucket    blob.Bucket
+	Registry  *registry.Registry
+	Publisher Publisher
+	Logger    *slog.Logger
+	Metrics   prometheus.Registerer
+	// ClaimBatch rows are claimed per store round trip (default 4096).
+	ClaimBatch int
+	// MaxRejectedListed caps the rejected rows written to a quarantine
+	// report (default 10,000); the rest are counted.
+	MaxRejectedListed int
+}
+
+// Worker is the preprocess worker.
+type Worker struct {
+	datasets    Datasets
+	bucket      blob.Bucket
+	reg         *registry.Registry
+	pub         Publisher
+	log         *slog.Logger
+	claimBatch  int
+	maxRejected int
+
+	accepted, rejected, duplicate *prometheus.CounterVec
+}
+
+// New builds the worker.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Datasets == nil || cfg.Bucket == nil || cfg.Registry == nil || cfg.Publisher == nil || cfg.Logger == nil || cfg.Metrics == nil {
+		return nil, errors.New("preprocess: missing dependency")
+	}
+	if cfg.ClaimBatch <= 0 {
+		cfg.ClaimBatch = 4096
+	}
+	if cfg.MaxRejectedListed <= 0 {
+		cfg.MaxRejectedListed = 10_000
+	}
+	counter := func(name, help string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"dataset"})
+		cfg.Metrics.MustRegister(c)
+		return c
+	}
+	return &Worker{
+		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
+		log: cfg.Logger.With("component", "preprocess"), claimBatch: cfg.ClaimBatch, maxRejected: cfg.MaxRejectedListed,
+		accepted:  counter("refit_rows_accepted_total", "Rows accepted and staged."),
+		rejected:  counter("refit_rows_rejected_total", "Rows rejected and quarantined."),
+		duplicate: counter("refit_rows_duplicate_total", "Rows dropped as duplicates of rows already staged."),
+	}, nil
+}
+
+// HandleObject ingests one generation of an uploaded object.
+func (w *Worker) HandleObject(ctx context.Context, e *events.ObjectFinalized) error {
+	if e.EventType != events.EventTypeFinalize {
+		return nil // deletes, metadata updates: nothing to ingest
+	}
+	dsName, ok := events.DatasetOf(e.Name)
+	if !ok {
+		return nil // not an upload
+	}
+	d, ok := w.datasets.Get(dsName)
+	if !ok {
+		return bus.Permanent(fmt.Errorf("object %s: unknown dataset %q (known: %v)", e.Name, dsName, w.datasets.Names()))
+	}
+	src := registry.Source{Kind: registry.SourceObject, Bucket: e.Bucket, Object: e.Name, Generation: e.Generation}
+	in := registry.Ingest{ID: registry.IngestID(src.Key()), Dataset: d.Name, Source: src, SourceTime: e.Updated}
+	if done, err := w.alreadyStaged(ctx, in, e.CorrelationID); done || err != nil {
+		return err
+	}
+	obj, err := w.bucket.Stat(ctx, e.Name)
+	if errors.Is(err, blob.ErrNotExist) {
+		w.log.Info("object gone before it was ingested", "object", e.Name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if obj.Generation != e.Generation {
+		// Overwritten since: the new generation has its own event.
+		w.log.Info("object overwritten before it was ingested", "object", e.Name, "generation", e.Generation, "current", obj.Generation)
+		return nil
+	}
+	if in.SourceTime.IsZero() {
+		in.SourceTime = obj.Updated
+	}
+	rc, err := w.bucket.Open(ctx, e.Name)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	r, err := d.NewInputReader(rc, dataset.InputOptions{})
+	var fe *dataset.FileError
+	switch {
+	case errors.As(err, &fe):
+		in.Reason = fe.Reason
+		return w.finish(ctx, d, in, []dataset.Rejected{{Line: 1, Reason: fe.Reason}}, e.CorrelationID)
+	case err != nil:
+		return fmt.Errorf("read %s: %w", e.Name, err)
+	}
+	in.IgnoredColumns = r.Ignored()
+	return w.stage(ctx, d, in, r, e.CorrelationID)
+}
+
+// HandleCorrection stages one stored correction as a row.
+func (w *Worker) HandleCorrection(ctx context.Context, e *events.CorrectionSubmitted) error {
+	c, err := w.reg.Correction(ctx, e.Dataset, e.CorrectionID)
+	if registry.IsNotFound(err) {
+		return bus.Permanent(fmt.Errorf("correction %s/%s not in the store", e.Dataset, e.CorrectionID))
+	}
+	if err != nil {
+		return err
+	}
+	return w.stageCorrection(ctx, c, e.CorrelationID)
+}
+
+func (w *Worker) stageCorrection(ctx context.Context, c registry.Correction, correlation string) error {
+	d, ok := w.datasets.Get(c.Dataset)
+	if !ok {
+		return bus.Permanent(fmt.Errorf("correction %s: unknown dataset %q", c.ID, c.Dataset))
+	}
+	src := registry.Source{Kind: registry.SourceCorrection, CorrectionID: c.ID}
+	in := registry.Ingest{ID: registry.IngestID(src.Key()), Dataset: d.Name, Source: src, SourceTime: c.ReceivedAt}
+	if done, err := w.alreadyStaged(ctx, in, correlation); done || err != nil {
+		return err
+	}
+	return w.stage(ctx, d, in, &correctionRows{d: d, c: c}, correlation)
+}
+
+func (w *Worker) alreadyStaged(ctx context.Context, in registry.Ingest, correlation string) (bool, error) {
+	done, err := w.reg.Ingest(ctx, in.Dataset, in.ID)
+	if registry.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	// Done before: repeat the event (a hint) in case the first one was lost.
+	return true, w.announce(ctx, done, correlation)
+}
+
+// rowReader yields rows or rejections, then io.EOF.
+type rowReader interface {
+	Next() (dataset.Row, *dataset.Rejected, error)
+}
+
+// errNoRows aborts the chunk write when nothing was accepted.
+var errNoRows = errors.New("no rows accepted")
+
+func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.Ingest, rows rowReader, correlation string) error {
+	var rejected []dataset.Rejected
+	chunk := fmt.Sprintf("staged/%s/%s.csv", d.Name, in.ID)
+	_, err := w.bucket.Write(ctx, chunk, blob.CreateOnly, func(out io.Writer) error {
+		sw := d.NewStagedWriter(out)
+		seen := map[dataset.RowHash]struct{}{} // rows of this source: the second copy is a duplicate
+		batch := make([]dataset.StagedRow, 0, w.claimBatch)
+		hashes := make([]dataset.RowHash, 0, w.claimBatch)
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			dup, err := w.reg.ClaimRows(ctx, d.Name, in.ID, hashes)
+			if err != nil {
+				return err
+			}
+			for i, r := range batch {
+				if dup[i] {
+					in.Duplicate++
+					continue
+				}
+				if err := sw.Write(r); err != nil {
+					return err
+				}
+				in.Accepted++
+				if r.Test {
+					in.TestRows++
+				}
+			}
+			batch, hashes = batch[:0], hashes[:0]
+			return nil
+		}
+		for {
+			row, rej, err := rows.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if rej != nil {
+				in.Rejected++
+				if len(rejected) < w.maxRejected {
+					rejected = append(rejected, *rej)
+				}
+				continue
+			}
+			h := d.Hash(row)
+			if _, ok := seen[h]; ok {
+				in.Duplicate++
+				continue
+			}
+			seen[h] = struct{}{}
+			batch = append(batch, dataset.StagedRow{Row: row, Hash: h, Test: d.IsTest(h), Source: in.Source.Key()})
+			hashes = append(hashes, h)
+			if len(batch) == cap(batch) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if in.Accepted == 0 {
+			return errNoRows
+		}
+		return sw.Flush()
+	})
+	switch {
+	case err == nil, errors.Is(err, blob.ErrExists):
+		// ErrExists: an earlier attempt committed the same chunk (the output
+		// is a function of the input and the row claims).
+		in.Chunk = chunk
+	case errors.Is(err, errNoRows):
+		if in.Rejected > 0 && in.Duplicate == 0 {
+			in.Reason = "no valid rows"
+		}
+	default:
+		return fmt.Errorf("stage %s: %w", in.Source.Key(), err)
+	}
+	return w.finish(ctx, d, in, rejected, correlation)
+}
+
+// finish writes the quarantine report, records the ledger entry and
+// announces the staged rows.
+func (w *Worker) finish(ctx context.Context, d *dataset.Definition, in registry.Ingest, rejected []dataset.Rejected, correlation string) error {
+	if in.Reason != "" && in.Rejected == 0 {
+		in.Rejected = len(rejected)
+	}
+	if len(rejected) > 0 {
+		in.Quarantine = fmt.Sprintf("quarantine/%s/%s.csv", d.Name, in.ID)
+		report, err := quarantineReport(in, rejected)
+		if err != nil {
+			return err
+		}
+		_, err = w.bucket.Write(ctx, in.Quarantine, blob.CreateOnly, func(out io.Writer) error {
+			_, err := out.Write(report)
+			return err
+		})
+		if err != nil && !errors.Is(err, blob.ErrExists) {
+			return fmt.Errorf("quarantine %s: %w", in.Source.Key(), err)
+		}
+	}
+	in.StagedAt = time.Now().UTC()
+	err := w.reg.RecordIngest(ctx, in)
+	if registry.IsDuplicate(err) {
+		// Another worker finished first; its entry is the same.
+		if in, err = w.reg.Ingest(ctx, in.Dataset, in.ID); err != nil {
+			return err
+		}
+		return w.announce(ctx, in, correlation)
+	}
+	if err != nil {
+		return err
+	}
+	w.accepted.WithLabelValues(d.Name).Add(float64(in.Accepted))
+	w.rejected.WithLabelValues(d.Name).Add(float64(in.Rejected))
+	w.duplicate.WithLabelValues(d.Name).Add(float64(in.Duplicate))
+	w.log.Info("staged", "dataset", d.Name, "source", in.Source.Key(), "accepted", in.Accepted,
+		"rejected", in.Rejected, "duplicate", in.Duplicate, "reason", in.Reason, "correlation_id", correlation)
+	return w.announce(ctx, in, correlation)
+}
+
+func quarantineReport(in registry.Ingest, rejected []dataset.Rejected) ([]byte, error) {
+	var buf bytes.Buffer
+	cw := csv.NewWriter(&buf)
+	_ = cw.Write([]string{"line", "reason", "record"})
+	for _, r := range rejected {
+		_ = cw.Write([]string{strconv.Itoa(r.Line), r.Reason, r.Record})
+	}
+	if more := in.Rejected - len(rejected); more > 0 {
+		_ = cw.Write([]string{"", fmt.Sprintf("%d more rejected rows not listed", more), ""})
+	}
+	cw.Flush()
+	return buf.Bytes(), cw.Error()
+}
+
+func (w *Worker) announce(ctx context.Context, in registry.Ingest, correlation string) error {
+	if correlation == "" {
+		correlation = in.Source.Key()
+	}
+	return w.pub.Publish(ctx, &events.RowsStaged{
+		Meta:     events.Meta{ID: "rows.staged/" + in.Dataset + "/" + in.ID, Dataset: in.Dataset, Time: time.Now().UTC(), CorrelationID: correlation},
+		IngestID: in.ID, Source: in.Source.Key(), Accepted: in.Accepted, Rejected: in.Rejected, Duplicate: in.Duplicate,
+	})
+}
+
+// correctionRows validates a correction exactly like a CSV row.
+type correctionRows struct {
+	d    *dataset.Definition
+	c    registry.Correction
+	done bool
+}
+
+func (cr *correctionRows) Next() (dataset.Row, *dataset.Rejected, error) {
+	if cr.done {
+		return dataset.Row{}, nil, io.EOF
+	}
+	cr.done = true
+	row, err := cr.d.RowFromFields(cr.c.Fields, cr.c.Label)
+	if err != nil {
+		return dataset.Row{}, &dataset.Rejected{Line: 1, Reason: err.Error()}, nil
+	}
+	return row, nil, nil
+}

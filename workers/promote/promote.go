@@ -1,0 +1,354 @@
+// Package promote decides whether a newly trained model replaces the one
+// being served. Challenger and champion are scored on the same rows — the
+// test split of the newer of their two dataset versions — and the decision,
+// promoted or not, is recorded with both scores and the reason. A promotion
+// claims the next sequence number of its dataset by insert, so concurrent
+// promoters produce a strictly increasing, gap-free history.
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/bus"
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/model"
+	"github.com/refit-ml/refit/internal/registry"
+)
+
+// Datasets finds a dataset's definition.
+type Datasets interface {
+	Get(name string) (*dataset.Definition, bool)
+	Names() []string
+}
+
+// Publisher sends events.
+type Publisher interface {
+	Publish(ctx context.Context, e events.Event) error
+}
+
+// Config holds the worker's dependencies.
+type Config struct {
+	Datasets  Datasets
+	Bucket    blob.Bucket
+	Registry  *registry.Registry
+	Publisher Publisher
+	Logger    *slog.Logger
+	Metrics   prometheus.Registerer
+}
+
+// Worker is the promote worker.
+type Worker struct {
+	datasets Datasets
+	bucket   blob.Bucket
+	reg      *registry.Registry
+	pub      Publisher
+	log      *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]*model.Predictor // by run ID; artifacts are immutable
+
+	promotions, rejections *prometheus.CounterVec
+	champion               *prometheus.GaugeVec
+}
+
+// New builds the worker.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Datasets == nil || cfg.Bucket == nil || cfg.Registry == nil || cfg.Publisher == nil || cfg.Logger == nil || cfg.Metrics == nil {
+		return nil, errors.New("promote: missing dependency")
+	}
+	w := &Worker{
+		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
+		log: cfg.Logger.With("component", "promote"), cache: map[string]*model.Predictor{},
+		promotions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refit_promotions_total", Help: "Models promoted by this process.",
+		}, []string{"dataset"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refit_challengers_rejected_total", Help: "Trained models not promoted.",
+		}, []string{"dataset"}),
+		champion: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refit_champion_metric", Help: "The champion's score on its promotion's evaluation rows.",
+		}, []string{"dataset", "metric"}),
+	}
+	cfg.Metrics.MustRegister(w.promotions, w.rejections, w.champion)
+	return w, nil
+}
+
+// HandleTrained decides on one trained model.
+func (w *Worker) HandleTrained(ctx context.Context, e *events.ModelTrained) error {
+	d, ok := w.datasets.Get(e.Dataset)
+	if !ok {
+		return bus.Permanent(fmt.Errorf("unknown dataset %q", e.Dataset))
+	}
+	run, err := w.reg.Run(ctx, e.Dataset, e.RunID)
+	if registry.IsNotFound(err) {
+		return bus.Permanent(fmt.Errorf("run %s/%s not in the store", e.Dataset, e.RunID))
+	}
+	if err != nil {
+		return err
+	}
+	return w.decide(ctx, d, run, e.CorrelationID)
+}
+
+// Reconcile decides runs whose event was lost, oldest version first, and
+// re-announces each dataset's champion (gateways ignore what they have).
+func (w *Worker) Reconcile(ctx context.Context) error {
+	var errs []error
+	for _, name := range w.datasets.Names() {
+		d, _ := w.datasets.Get(name)
+		if err := w.reconcileDataset(ctx, d); err != nil {
+			errs = append(errs, fmt.Errorf("reconcile %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Worker) reconcileDataset(ctx context.Context, d *dataset.Definition) error {
+	runs, err := w.reg.Runs(ctx, d.Name)
+	if err != nil {
+		return err
+	}
+	decisions, err := w.reg.Decisions(ctx, d.Name)
+	if err != nil {
+		return err
+	}
+	decided := map[string]bool{}
+	for _, dec := range decisions {
+		decided[dec.RunID] = true
+	}
+	runs = slices.DeleteFunc(runs, func(r registry.Run) bool { return decided[r.ID] })
+	slices.SortFunc(runs, func(a, b registry.Run) int {
+		if a.Version != b.Version {
+			return a.Version - b.Version
+		}
+		return strings.Compare(a.Spec, b.Spec)
+	})
+	for _, run := range runs {
+		if err := w.decide(ctx, d, run, ""); err != nil {
+			return err
+		}
+	}
+	champ, err := w.reg.LatestPromotion(ctx, d.Name)
+	if registry.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return w.announce(ctx, champ, "")
+}
+
+// maxRaces bounds how often a promoter retries after losing the sequence
+// number to a concurrent promotion.
+const maxRaces = 20
+
+func (w *Worker) decide(ctx context.Context, d *dataset.Definition, run registry.Run, correlation string) error {
+	if correlation == "" {
+		correlation = run.ID
+	}
+	for range maxRaces {
+		if dec, err := w.reg.Decision(ctx, d.Name, run.ID); err == nil {
+			return w.announceDecided(ctx, d, dec, correlation)
+		} else if !registry.IsNotFound(err) {
+			return err
+		}
+		champ, err := w.reg.LatestPromotion(ctx, d.Name)
+		hasChamp := err == nil
+		if err != nil && !registry.IsNotFound(err) {
+			return err
+		}
+		if hasChamp && champ.RunID == run.ID {
+			// Promoted by an earlier attempt that stopped before recording
+			// its decision.
+			return w.record(ctx, d, registry.Decision{
+				RunID: run.ID, Dataset: d.Name, Promoted: true, Sequence: champ.Sequence, EvalVersion: champ.Version,
+				Challenger: champ.Metrics, Reason: "promoted (recorded after a restart)", DecidedAt: time.Now().UTC(),
+			}, &champ, correlation)
+		}
+		dec, prom, err := w.evaluate(ctx, d, run, champ, hasChamp)
+		if err != nil {
+			return err
+		}
+		if prom != nil {
+			err := w.reg.AddPromotion(ctx, *prom)
+			if registry.IsDuplicate(err) {
+				w.log.Info("lost the promotion race; deciding again", "dataset", d.Name, "run", run.ID, "sequence", prom.Sequence)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return w.record(ctx, d, dec, prom, correlation)
+	}
+	return fmt.Errorf("promote %s: lost the race for a sequence number %d times", run.ID, maxRaces)
+}
+
+// evaluate scores challenger and champion on the same rows and decides.
+func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run registry.Run, champ registry.Promotion, hasChamp bool) (registry.Decision, *registry.Promotion, error) {
+	evalVersion := run.Version
+	if hasChamp && champ.Version > evalVersion {
+		evalVersion = champ.Version
+	}
+	v, err := w.reg.Version(ctx, d.Name, evalVersion)
+	if err != nil {
+		return registry.Decision{}, nil, err
+	}
+	test := d.ScanBlobs(ctx, w.bucket, v.Blobs, dataset.TestRows)
+	challenger, err := w.score(ctx, d, run.ID, run.Artifact, run.Checksum, test)
+	if err != nil {
+		return registry.Decision{}, nil, err
+	}
+	dec := registry.Decision{RunID: run.ID, Dataset: d.Name, EvalVersion: evalVersion, Challenger: challenger, DecidedAt: time.Now().UTC()}
+	metric := d.Promotion.PrimaryMetric
+	var promote bool
+	if !hasChamp {
+		promote = true
+		dec.Reason = fmt.Sprintf("first model for %s: %s %.6g on %d rows of version %d", d.Name, metric, pick(challenger, metric), challenger.Rows, evalVersion)
+	} else {
+		champion, err := w.score(ctx, d, champ.RunID, champ.Artifact, champ.Checksum, test)
+		if err != nil {
+			return registry.Decision{}, nil, err
+		}
+		dec.ChampionRunID, dec.Champion = champ.RunID, &champion
+		gain := pick(champion, metric) - pick(challenger, metric)
+		if !d.LowerIsBetter() {
+			gain = -gain
+		}
+		promote = gain > 0 && gain >= d.Promotion.MinImprovement
+		verb := "beats"
+		if !promote {
+			verb = "does not beat"
+		}
+		dec.Reason = fmt.Sprintf("%s %.6g %s the champion's %.6g by the required %g (gain %.6g) on the same %d rows of version %d",
+			metric, pick(challenger, metric), verb, pick(champion, metric), d.Promotion.MinImprovement, gain, challenger.Rows, evalVersion)
+	}
+	if !promote {
+		return dec, nil, nil
+	}
+	dec.Promoted = true
+	dec.Sequence = champ.Sequence + 1
+	return dec, &registry.Promotion{
+		Dataset: d.Name, Sequence: dec.Sequence, RunID: run.ID, Spec: run.Spec, Version: run.Version, VersionHash: run.VersionHash,
+		ArtifactURI: run.ArtifactURI, Artifact: run.Artifact, Checksum: run.Checksum, Metrics: challenger,
+		PreviousRunID: champ.RunID, Actor: "auto", Reason: dec.Reason, PromotedAt: dec.DecidedAt,
+	}, nil
+}
+
+func pick(m registry.Metrics, metric string) float64 {
+	switch metric {
+	case "mae":
+		return m.MAE
+	case "r2":
+		return m.R2
+	default:
+		return m.RMSE
+	}
+}
+
+func (w *Worker) score(ctx context.Context, d *dataset.Definition, runID, artifact, checksum string, test dataset.Scan) (registry.Metrics, error) {
+	p, err := w.predictor(ctx, d, runID, artifact, checksum)
+	if err != nil {
+		return registry.Metrics{}, err
+	}
+	m, err := model.Evaluate(ctx, p, test)
+	if err != nil {
+		return registry.Metrics{}, fmt.Errorf("score run %s: %w", runID, err)
+	}
+	if math.IsNaN(m.RMSE) {
+		return registry.Metrics{}, bus.Permanent(fmt.Errorf("score run %s: NaN", runID))
+	}
+	return registry.Metrics(m), nil
+}
+
+func (w *Worker) predictor(ctx context.Context, d *dataset.Definition, runID, artifact, checksum string) (*model.Predictor, error) {
+	w.mu.Lock()
+	p, ok := w.cache[runID]
+	w.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	art, err := model.Load(ctx, w.bucket, artifact, checksum)
+	if errors.Is(err, model.ErrInvalidArtifact) {
+		return nil, bus.Permanent(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p, err = art.Predictor(d); err != nil {
+		return nil, bus.Permanent(err)
+	}
+	w.mu.Lock()
+	if len(w.cache) >= 32 {
+		clear(w.cache)
+	}
+	w.cache[runID] = p
+	w.mu.Unlock()
+	return p, nil
+}
+
+func (w *Worker) record(ctx context.Context, d *dataset.Definition, dec registry.Decision, prom *registry.Promotion, correlation string) error {
+	err := w.reg.AddDecision(ctx, dec)
+	if registry.IsDuplicate(err) {
+		return nil // recorded by a racing attempt, which also announced it
+	}
+	if err != nil {
+		return err
+	}
+	w.log.Info("decided", "dataset", d.Name, "run", dec.RunID, "promoted", dec.Promoted, "sequence", dec.Sequence,
+		"reason", dec.Reason, "correlation_id", correlation)
+	if !dec.Promoted {
+		w.rejections.WithLabelValues(d.Name).Inc()
+		return nil
+	}
+	w.promotions.WithLabelValues(d.Name).Inc()
+	w.champion.WithLabelValues(d.Name, "rmse").Set(prom.Metrics.RMSE)
+	w.champion.WithLabelValues(d.Name, "mae").Set(prom.Metrics.MAE)
+	w.champion.WithLabelValues(d.Name, "r2").Set(prom.Metrics.R2)
+	return w.announce(ctx, *prom, correlation)
+}
+
+// announceDecided repeats a promotion event for a decided run (the first
+// may have been lost). Subscribers keep the highest sequence, so an old
+// promotion repeated changes nothing.
+func (w *Worker) announceDecided(ctx context.Context, d *dataset.Definition, dec registry.Decision, correlation string) error {
+	if !dec.Promoted {
+		return nil
+	}
+	champ, err := w.reg.LatestPromotion(ctx, d.Name)
+	if err != nil {
+		return err
+	}
+	if champ.Sequence != dec.Sequence {
+		return nil // superseded
+	}
+	return w.announce(ctx, champ, correlation)
+}
+
+func (w *Worker) announce(ctx context.Context, p registry.Promotion, correlation string) error {
+	if correlation == "" {
+		correlation = p.RunID
+	}
+	return w.pub.Publish(ctx, PromotedEvent(p, correlation))
+}
+
+// PromotedEvent is the model.promoted event for a promotion.
+func PromotedEvent(p registry.Promotion, correlation string) *events.ModelPromoted {
+	return &events.ModelPromoted{
+		Meta:     events.Meta{ID: fmt.Sprintf("%s/promotion/%d", p.Dataset, p.Sequence), Dataset: p.Dataset, Time: p.PromotedAt, CorrelationID: correlation},
+		Sequence: p.Sequence, ModelID: p.RunID, Spec: p.Spec, ArtifactURI: p.ArtifactURI, Checksum: p.Checksum,
+		DatasetVersion: p.Version, DatasetHash: p.VersionHash, Metrics: p.Metrics, PreviousModelID: p.PreviousRunID,
+		Actor: p.Actor, Reason: p.Reason, PromotedAt: p.PromotedAt,
+	}
+}

@@ -1,0 +1,229 @@
+// Package train fits every model spec of a dataset on each new dataset
+// version, never twice on the same data: a run is named by the spec's hash
+// and the version's content hash, and is recorded by insert.
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/bus"
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/model"
+	"github.com/refit-ml/refit/internal/registry"
+)
+
+// Datasets finds a dataset's definition.
+type Datasets interface {
+	Get(name string) (*dataset.Definition, bool)
+	Names() []string
+}
+
+// Publisher sends events.
+type Publisher interface {
+	Publish(ctx context.Context, e events.Event) error
+}
+
+// Config holds the worker's dependencies.
+type Config struct {
+	Datasets  Datasets
+	Bucket    blob.Bucket
+	Registry  *registry.Registry
+	Publisher Publisher
+	Logger    *slog.Logger
+	Metrics   prometheus.Registerer
+	// CodeVersion is recorded on every run.
+	CodeVersion string
+}
+
+// Worker is the train worker.
+type Worker struct {
+	datasets Datasets
+	bucket   blob.Bucket
+	reg      *registry.Registry
+	pub      Publisher
+	log      *slog.Logger
+	version  string
+
+	runs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// New builds the worker.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Datasets == nil || cfg.Bucket == nil || cfg.Registry == nil || cfg.Publisher == nil || cfg.Logger == nil || cfg.Metrics == nil {
+		return nil, errors.New("train: missing dependency")
+	}
+	w := &Worker{
+		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
+		log: cfg.Logger.With("component", "train"), version: cfg.CodeVersion,
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refit_training_runs_total", Help: "Models trained by this process, by dataset and spec.",
+		}, []string{"dataset", "spec"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "refit_training_duration_seconds", Help: "Time to fit and score one model.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 3, 10),
+		}, []string{"dataset", "spec"}),
+	}
+	cfg.Metrics.MustRegister(w.runs, w.duration)
+	return w, nil
+}
+
+// HandleVersioned trains the version's specs.
+func (w *Worker) HandleVersioned(ctx context.Context, e *events.DatasetVersioned) error {
+	d, ok := w.datasets.Get(e.Dataset)
+	if !ok {
+		return bus.Permanent(fmt.Errorf("unknown dataset %q", e.Dataset))
+	}
+	v, err := w.reg.Version(ctx, e.Dataset, e.Version)
+	if registry.IsNotFound(err) {
+		return bus.Permanent(fmt.Errorf("version %s/v%d not in the store", e.Dataset, e.Version))
+	}
+	if err != nil {
+		return err
+	}
+	latest, err := w.reg.LatestVersion(ctx, e.Dataset)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, spec := range specsFor(d, v, latest.Number == v.Number) {
+		if err := w.train(ctx, d, v, spec, e.CorrelationID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// specsFor lists the specs a version gets a run for: those defined when it
+// was cut and, for the newest version, every spec defined now (so a spec
+// added later trains on the latest data only).
+func specsFor(d *dataset.Definition, v registry.Version, newest bool) []dataset.ModelSpec {
+	var out []dataset.ModelSpec
+	for _, m := range d.Models {
+		if newest || slices.Contains(v.Specs, m.Hash()) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Reconcile trains the runs whose event was lost.
+func (w *Worker) Reconcile(ctx context.Context) error {
+	var errs []error
+	for _, name := range w.datasets.Names() {
+		d, _ := w.datasets.Get(name)
+		versions, err := w.reg.Versions(ctx, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for i, v := range versions {
+			for _, spec := range specsFor(d, v, i == len(versions)-1) {
+				if err := w.train(ctx, d, v, spec, ""); err != nil {
+					errs = append(errs, fmt.Errorf("reconcile %s/v%d %s: %w", name, v.Number, spec.Name, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Version, spec dataset.ModelSpec, correlation string) error {
+	id := registry.RunID(spec.Hash(), v.Hash)
+	if correlation == "" {
+		correlation = fmt.Sprintf("%s/v%d", d.Name, v.Number)
+	}
+	run, err := w.reg.Run(ctx, d.Name, id)
+	if err == nil {
+		return w.announce(ctx, run, correlation) // trained before; the event may have been lost
+	}
+	if !registry.IsNotFound(err) {
+		return err
+	}
+	start := time.Now()
+	art, err := model.Fit(ctx, d, spec, d.ScanBlobs(ctx, w.bucket, v.Blobs, dataset.TrainRows))
+	if err != nil {
+		return w.fitError(fmt.Errorf("fit %s on %s/v%d: %w", spec.Name, d.Name, v.Number, err))
+	}
+	p, err := art.Predictor(d)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	m, err := model.Evaluate(ctx, p, d.ScanBlobs(ctx, w.bucket, v.Blobs, dataset.TestRows))
+	if err != nil {
+		return w.fitError(fmt.Errorf("score %s on %s/v%d: %w", spec.Name, d.Name, v.Number, err))
+	}
+	b, err := art.Marshal()
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	name := fmt.Sprintf("models/%s/%s.json", d.Name, id)
+	checksum := model.Checksum(b)
+	_, err = w.bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
+		_, err := out.Write(b)
+		return err
+	})
+	if errors.Is(err, blob.ErrExists) {
+		// Written by an earlier attempt or a racing worker: the first
+		// write wins; training is deterministic, so this is a check.
+		existing, lerr := model.Load(ctx, w.bucket, name, "")
+		if lerr != nil {
+			return lerr
+		}
+		eb, _ := existing.Marshal()
+		if got := model.Checksum(eb); got != checksum {
+			w.log.Warn("retrained model differs from the stored one; keeping the stored one", "run", id, "stored", got, "new", checksum)
+			checksum = got
+		}
+	} else if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	elapsed := time.Since(start)
+	run = registry.Run{
+		ID: id, Dataset: d.Name, Spec: spec.Name, SpecHash: spec.Hash(), Version: v.Number, VersionHash: v.Hash,
+		TrainRows: art.TrainRows, Metrics: registry.Metrics(m), Artifact: name, ArtifactURI: blob.URI(w.bucket, name),
+		Checksum: checksum, DurationMS: float64(elapsed.Microseconds()) / 1000, CodeVersion: w.version, CreatedAt: time.Now().UTC(),
+	}
+	err = w.reg.AddRun(ctx, run)
+	if registry.IsDuplicate(err) {
+		if run, err = w.reg.Run(ctx, d.Name, id); err != nil {
+			return err
+		}
+		return w.announce(ctx, run, correlation)
+	}
+	if err != nil {
+		return err
+	}
+	w.runs.WithLabelValues(d.Name, spec.Name).Inc()
+	w.duration.WithLabelValues(d.Name, spec.Name).Observe(elapsed.Seconds())
+	w.log.Info("trained", "dataset", d.Name, "version", v.Number, "spec", spec.Name, "run", id,
+		"train_rows", art.TrainRows, "rmse", m.RMSE, "r2", m.R2, "duration", elapsed, "correlation_id", correlation)
+	return w.announce(ctx, run, correlation)
+}
+
+// fitError: bad data or a degenerate system fails again on retry; the
+// reconcile pass tries again later, so dead-lettering loses nothing.
+func (w *Worker) fitError(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return bus.Permanent(err)
+}
+
+func (w *Worker) announce(ctx context.Context, run registry.Run, correlation string) error {
+	return w.pub.Publish(ctx, &events.ModelTrained{
+		Meta:  events.Meta{ID: run.ID, Dataset: run.Dataset, Time: run.CreatedAt, CorrelationID: correlation},
+		RunID: run.ID, Spec: run.Spec, SpecHash: run.SpecHash, Version: run.Version, VersionHash: run.VersionHash,
+		Metrics: run.Metrics,
+	})
+}

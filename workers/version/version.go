@@ -1,0 +1,272 @@
+// Package version cuts immutable, content-addressed dataset versions from
+// staged rows.
+//
+// Staged sources are taken in the order of their upload (or correction)
+// time; a version is cut each time the sources not yet in a version reach
+// the dataset's batch size, so the versions depend on the data, not on when
+// this worker happened to run. Version numbers are claimed by insert: when
+// two workers race, one inserts version N and the other starts over.
+package version
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/registry"
+)
+
+// Datasets finds a dataset's definition.
+type Datasets interface {
+	Get(name string) (*dataset.Definition, bool)
+	Names() []string
+}
+
+// Publisher sends events.
+type Publisher interface {
+	Publish(ctx context.Context, e events.Event) error
+}
+
+// Config holds the worker's dependencies.
+type Config struct {
+	Datasets  Datasets
+	Bucket    blob.Bucket
+	Registry  *registry.Registry
+	Publisher Publisher
+	Logger    *slog.Logger
+	Metrics   prometheus.Registerer
+}
+
+// Worker is the version worker.
+type Worker struct {
+	datasets Datasets
+	bucket   blob.Bucket
+	reg      *registry.Registry
+	pub      Publisher
+	log      *slog.Logger
+
+	versions   *prometheus.CounterVec
+	latest     *prometheus.GaugeVec
+	stagedRows *prometheus.GaugeVec
+}
+
+// New builds the worker.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Datasets == nil || cfg.Bucket == nil || cfg.Registry == nil || cfg.Publisher == nil || cfg.Logger == nil || cfg.Metrics == nil {
+		return nil, errors.New("version: missing dependency")
+	}
+	w := &Worker{
+		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
+		log: cfg.Logger.With("component", "version"),
+		versions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refit_dataset_versions_total", Help: "Dataset versions cut by this process.",
+		}, []string{"dataset"}),
+		latest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refit_dataset_latest_version", Help: "Number of the newest dataset version.",
+		}, []string{"dataset"}),
+		stagedRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refit_staged_rows_waiting", Help: "Staged rows not yet in a version.",
+		}, []string{"dataset"}),
+	}
+	cfg.Metrics.MustRegister(w.versions, w.latest, w.stagedRows)
+	return w, nil
+}
+
+// HandleRowsStaged cuts every version the staged rows now allow.
+func (w *Worker) HandleRowsStaged(ctx context.Context, e *events.RowsStaged) error {
+	return w.Cut(ctx, e.Dataset, e.CorrelationID)
+}
+
+// Reconcile cuts versions whose event was lost, and re-announces the latest
+// version of each dataset (a hint; training is idempotent).
+func (w *Worker) Reconcile(ctx context.Context) error {
+	var errs []error
+	for _, name := range w.datasets.Names() {
+		if err := w.Cut(ctx, name, ""); err != nil {
+			errs = append(errs, fmt.Errorf("reconcile %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Cut cuts versions until the rows waiting are fewer than a batch.
+func (w *Worker) Cut(ctx context.Context, name, correlation string) error {
+	d, ok := w.datasets.Get(name)
+	if !ok {
+		return fmt.Errorf("unknown dataset %q", name)
+	}
+	for {
+		cut, err := w.cutOne(ctx, d, correlation)
+		if err != nil || !cut {
+			return err
+		}
+	}
+}
+
+// cutOne cuts the next version if a batch is waiting. It reports whether
+// there may be more to do (a version was cut, or a racing worker cut it).
+func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation string) (bool, error) {
+	versions, err := w.reg.Versions(ctx, d.Name)
+	if err != nil {
+		return false, err
+	}
+	ledger, err := w.reg.Ingests(ctx, d.Name)
+	if err != nil {
+		return false, err
+	}
+	var parent registry.Version
+	included := map[string]bool{}
+	for _, v := range versions {
+		for _, s := range v.Sources {
+			included[s.IngestID] = true
+		}
+		parent = v
+	}
+	pending := slices.DeleteFunc(ledger, func(in registry.Ingest) bool { return in.Accepted == 0 || included[in.ID] })
+	slices.SortFunc(pending, func(a, b registry.Ingest) int {
+		if c := a.SourceTime.Compare(b.SourceTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	waiting := 0
+	for _, in := range pending {
+		waiting += in.Accepted
+	}
+	w.stagedRows.WithLabelValues(d.Name).Set(float64(waiting))
+	w.latest.WithLabelValues(d.Name).Set(float64(parent.Number))
+
+	// The shortest prefix of the pending sources that fills a batch.
+	rows, n := 0, 0
+	for n < len(pending) && rows < d.BatchSize {
+		rows += pending[n].Accepted
+		n++
+	}
+	if rows < d.BatchSize {
+		return false, nil
+	}
+	batch := pending[:n]
+
+	v, err := w.build(ctx, d, parent, batch)
+	if err != nil {
+		return false, err
+	}
+	err = w.reg.AddVersion(ctx, v)
+	if registry.IsDuplicate(err) {
+		w.log.Info("version cut by another worker", "dataset", d.Name, "version", v.Number)
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	w.versions.WithLabelValues(d.Name).Inc()
+	w.latest.WithLabelValues(d.Name).Set(float64(v.Number))
+	w.stagedRows.WithLabelValues(d.Name).Set(float64(waiting - v.NewRows))
+	w.log.Info("version cut", "dataset", d.Name, "version", v.Number, "rows", v.Rows, "new_rows", v.NewRows,
+		"sources", len(v.Sources), "hash", v.Hash, "correlation_id", correlation)
+	if correlation == "" {
+		correlation = fmt.Sprintf("%s/v%d", d.Name, v.Number)
+	}
+	return true, w.pub.Publish(ctx, &events.DatasetVersioned{
+		Meta:    events.Meta{ID: fmt.Sprintf("%s/v%d", d.Name, v.Number), Dataset: d.Name, Time: v.CreatedAt, CorrelationID: correlation},
+		Version: v.Number, Hash: v.Hash, Parent: v.Parent, Rows: v.Rows, TrainRows: v.TrainRows, TestRows: v.TestRows,
+	})
+}
+
+// build writes the version's new rows (the batch's chunks, concatenated) as
+// one blob and describes the version.
+func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent registry.Version, batch []registry.Ingest) (registry.Version, error) {
+	ids := make([]string, len(batch))
+	v := registry.Version{
+		Dataset: d.Name, Number: parent.Number + 1, Parent: parent.Number, ParentHash: parent.Hash,
+		Rows: parent.Rows, TrainRows: parent.TrainRows, TestRows: parent.TestRows,
+		Blobs: slices.Clone(parent.Blobs), CreatedAt: time.Now().UTC(),
+	}
+	for i, in := range batch {
+		ids[i] = in.ID
+		v.Sources = append(v.Sources, registry.VersionSource{IngestID: in.ID, Source: in.Source, Rows: in.Accepted})
+		v.NewRows += in.Accepted
+		v.TestRows += in.TestRows
+		v.TrainRows += in.Accepted - in.TestRows
+	}
+	v.Rows += v.NewRows
+	for _, m := range d.Models {
+		v.Specs = append(v.Specs, m.Hash())
+	}
+	// Named by its inputs, so a retry or a racing worker writes the same
+	// object; its content hash goes into the version hash.
+	inputs := sha256.Sum256([]byte(parent.Hash + "\n" + strings.Join(ids, "\n")))
+	name := fmt.Sprintf("datasets/%s/rows/%s.csv", d.Name, hex.EncodeToString(inputs[:12]))
+	_, err := w.bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
+		if _, err := io.WriteString(out, csvLine(d.StagedHeader())); err != nil {
+			return err
+		}
+		for _, in := range batch {
+			if err := w.copyRows(ctx, in.Chunk, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, blob.ErrExists) {
+		return v, fmt.Errorf("write %s: %w", name, err)
+	}
+	sum, err := w.hashBlob(ctx, name)
+	if err != nil {
+		return v, err
+	}
+	whole := sha256.Sum256([]byte(parent.Hash + ":" + sum))
+	v.Hash = hex.EncodeToString(whole[:])
+	v.Blobs = append(v.Blobs, name)
+	return v, nil
+}
+
+// copyRows copies a staged chunk without its header line.
+func (w *Worker) copyRows(ctx context.Context, chunk string, out io.Writer) error {
+	rc, err := w.bucket.Open(ctx, chunk)
+	if err != nil {
+		return fmt.Errorf("open chunk %s: %w", chunk, err)
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 64<<10)
+	if _, err := br.ReadString('\n'); err != nil {
+		return fmt.Errorf("chunk %s: header: %w", chunk, err)
+	}
+	_, err = io.Copy(out, br)
+	return err
+}
+
+func (w *Worker) hashBlob(ctx context.Context, name string) (string, error) {
+	rc, err := w.bucket.Open(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return "", fmt.Errorf("hash %s: %w", name, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func csvLine(fields []string) string {
+	var b strings.Builder
+	cw := csv.NewWriter(&b)
+	_ = cw.Write(fields)
+	cw.Flush()
+	return b.String()
+}
