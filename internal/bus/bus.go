@@ -43,7 +43,7 @@ func NewInProcess(logger *slog.Logger) *InProcess {
 	return &InProcess{ch: gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 1024}, watermill.NewSlogLogger(logger))}
 }
 
-func (b *InProcess) Topic(name string) string      { return name }
+func (b *InProcess) Topic(name string) string     { return name }
 func (b *InProcess) Publisher() message.Publisher { return b.ch }
 
 // Subscriber ignores the group: in one process each group has one member,

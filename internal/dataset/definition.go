@@ -32,15 +32,15 @@ const (
 // Definition describes one dataset. Datasets are data, not code: one JSON
 // file each (schemas/datasets/*.json, or REFIT_DATASETS_DIR).
 type Definition struct {
-	Name          string      `json:"name"`
-	Description   string      `json:"description,omitempty"`
-	Task          string      `json:"task"`
-	Target        Column      `json:"target"`
-	Columns       []Column    `json:"columns"`
-	BatchSize     int         `json:"batch_size"`
-	TestFraction  float64     `json:"test_fraction"`
-	Promotion     Promotion   `json:"promotion"`
-	Models        []ModelSpec `json:"models"`
+	Name         string      `json:"name"`
+	Description  string      `json:"description,omitempty"`
+	Task         string      `json:"task"`
+	Target       Column      `json:"target"`
+	Columns      []Column    `json:"columns"`
+	BatchSize    int         `json:"batch_size"`
+	TestFraction float64     `json:"test_fraction"`
+	Promotion    Promotion   `json:"promotion"`
+	Models       []ModelSpec `json:"models"`
 
 	kept    []Column
 	index   map[string]int // kept column name -> position in kept

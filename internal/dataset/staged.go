@@ -10,9 +10,10 @@ import (
 
 // Staged CSV is Refit's own row format, used for staged chunks and dataset
 // versions: the kept columns in canonical form, the target, then
-//   _row    the row's content hash (hex)
-//   _test   1 when the row is in the test split
-//   _source where the row came from (bucket/object#generation or correction/ID)
+//
+//	_row    the row's content hash (hex)
+//	_test   1 when the row is in the test split
+//	_source where the row came from (bucket/object#generation or correction/ID)
 const (
 	ColRow    = "_row"
 	ColTest   = "_test"
