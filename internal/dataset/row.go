@@ -42,7 +42,7 @@ func (d *Definition) ParseValue(c Column, raw string) (Field, error) {
 	}
 	if s == "" {
 		if c.Optional {
-			return Field{}, nil
+			return missing(c), nil
 		}
 		return Field{}, &FieldError{c.Name, "missing value"}
 	}
@@ -104,6 +104,15 @@ func clip(s string) string {
 	return s
 }
 
+// missing is an empty optional value: NaN for numbers (never a real value
+// here), so a model can impute it instead of reading a zero.
+func missing(c Column) Field {
+	if IsNumeric(c) {
+		return Field{Num: math.NaN()}
+	}
+	return Field{}
+}
+
 // IsNumeric reports whether a column's values are numbers.
 func IsNumeric(c Column) bool {
 	return c.Type == TypeFloat || c.Type == TypeInt || c.Type == TypeBool
@@ -112,6 +121,9 @@ func IsNumeric(c Column) bool {
 // Format renders a field canonically (the staged CSV form).
 func Format(c Column, f Field) string {
 	if IsNumeric(c) {
+		if math.IsNaN(f.Num) {
+			return ""
+		}
 		return strconv.FormatFloat(f.Num, 'g', -1, 64)
 	}
 	return f.Str

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 )
 
@@ -152,7 +153,7 @@ func parseCanonical(c Column, s string) (Field, error) {
 		return Field{Str: s}, nil
 	}
 	if s == "" {
-		return Field{}, nil
+		return Field{Num: math.NaN()}, nil
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil {

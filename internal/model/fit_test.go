@@ -356,7 +356,7 @@ func TestHashedNumericColumn(t *testing.T) {
 	for _, v := range []float64{3, 0.1, 2.25, 1e21, math.Copysign(0, -1), math.NaN(), 123456789.125} {
 		r.Fields[bi].Num = v
 		x := a.Features(def, r, nil)
-		b, sign := hashBucket(fnv1a(strconv.FormatFloat(v, 'g', -1, 64)), 7)
+		b, sign := hashBucket(fnv1a(dataset.Format(dataset.Column{Type: dataset.TypeFloat}, dataset.Field{Num: v})), 7)
 		require.Equal(t, sign, x[b])
 		dot := a.Intercept
 		for j, c := range a.Coef {

@@ -114,10 +114,13 @@ func (t *term) encode(f dataset.Field) (int, float64, bool) {
 		return 0, t.numeric.apply(f.Num), true
 	case t.buckets > 0:
 		var h uint64
-		if t.numCol {
+		switch {
+		case t.numCol && math.IsNaN(f.Num):
+			h = fnv1a("") // missing: dataset.Format writes ""
+		case t.numCol:
 			var buf [32]byte
 			h = fnv1a(strconv.AppendFloat(buf[:0], f.Num, 'g', -1, 64))
-		} else {
+		default:
 			h = fnv1a(f.Str)
 		}
 		b, sign := hashBucket(h, t.buckets)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/registry"
 )
 
@@ -34,6 +36,9 @@ func (w *Worker) reconcileDataset(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	// Oldest first, as they would have arrived: versions are cut in source
+	// order, so this reproduces the boundaries of an uninterrupted run.
+	slices.SortStableFunc(objects, func(a, b blob.Object) int { return a.Updated.Compare(b.Updated) })
 	var errs []error
 	for _, o := range objects {
 		src := registry.Source{Kind: registry.SourceObject, Bucket: w.bucket.Name(), Object: o.Name, Generation: o.Generation}
