@@ -1,0 +1,390 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/refit-ml/refit/internal/synth"
+)
+
+// syncBuffer collects a program's output while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// program is refit started through run(), as main would.
+type program struct {
+	t      *testing.T
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+	stderr *syncBuffer
+}
+
+var listening = regexp.MustCompile(`refit listening on (http://\S+)`)
+
+func startProgram(t *testing.T, dataDir string, args ...string) *program {
+	t.Helper()
+	env := map[string]string{
+		"REFIT_DATA_DIR":           dataDir,
+		"REFIT_HTTP_ADDR":          "127.0.0.1:0",
+		"REFIT_RECONCILE_INTERVAL": "1s",
+		"REFIT_WATCH_INTERVAL":     "50ms",
+		"REFIT_MODEL_REFRESH":      "1s",
+		"REFIT_LOG_LEVEL":          "warn",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	p := &program{t: t, cancel: cancel, done: make(chan error, 1), stderr: stderr}
+	if len(args) == 0 {
+		args = []string{"run"}
+	}
+	go func() { p.done <- run(ctx, args, func(k string) string { return env[k] }, stdout, stderr) }()
+	t.Cleanup(p.stop)
+	deadline := time.Now().Add(30 * time.Second)
+	for p.base == "" {
+		if m := listening.FindStringSubmatch(stdout.String()); m != nil {
+			p.base = m[1]
+			break
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("refit exited at start: %v\n%s", err, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		require.True(t, time.Now().Before(deadline), "refit did not start:\n%s", stderr.String())
+	}
+	p.eventually("ready", func() bool { return p.status("GET", "/readyz", nil) == http.StatusOK })
+	return p
+}
+
+func (p *program) stop() {
+	if p.cancel == nil {
+		return
+	}
+	p.cancel()
+	p.cancel = nil
+	select {
+	case err := <-p.done:
+		require.NoError(p.t, err, p.stderr.String())
+	case <-time.After(30 * time.Second):
+		p.t.Fatal("refit did not stop within 30 s of its context ending")
+	}
+}
+
+func (p *program) do(method, path, contentType string, body []byte) (int, []byte) {
+	p.t.Helper()
+	req, err := http.NewRequest(method, p.base+path, bytes.NewReader(body))
+	require.NoError(p.t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(p.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(p.t, err)
+	return resp.StatusCode, b
+}
+
+func (p *program) status(method, path string, body []byte) int {
+	code, _ := p.do(method, path, "application/json", body)
+	return code
+}
+
+func (p *program) getJSON(path string, v any) {
+	p.t.Helper()
+	code, b := p.do("GET", path, "", nil)
+	require.Equal(p.t, http.StatusOK, code, string(b))
+	require.NoError(p.t, json.Unmarshal(b, v), string(b))
+}
+
+func (p *program) eventually(what string, cond func() bool) {
+	p.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("timed out waiting for %s\n%s", what, p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type datasetView struct {
+	Versions []struct {
+		Number int    `json:"number"`
+		Rows   int    `json:"rows"`
+		Hash   string `json:"hash"`
+	} `json:"versions"`
+	StagedRows int `json:"staged_rows_waiting"`
+	Rows       struct {
+		Accepted, Rejected, Duplicate, Sources int
+	} `json:"rows"`
+	Champion *struct {
+		RunID    string `json:"run_id"`
+		Sequence int64  `json:"sequence"`
+		Version  int    `json:"version"`
+	} `json:"champion"`
+}
+
+func (p *program) dataset() datasetView {
+	var v datasetView
+	p.getJSON("/v1/datasets/housing", &v)
+	return v
+}
+
+func generate(t *testing.T, seed int64, rows int) []byte {
+	var buf bytes.Buffer
+	require.NoError(t, synth.Housing{Seed: seed}.Write(&buf, rows))
+	return buf.Bytes()
+}
+
+// houses turns a generated CSV into predict instances and true prices.
+func houses(t *testing.T, content []byte) ([]map[string]any, []float64) {
+	recs, err := csv.NewReader(bytes.NewReader(content)).ReadAll()
+	require.NoError(t, err)
+	var inst []map[string]any
+	var truth []float64
+	for _, rec := range recs[1:] {
+		fields := map[string]string{}
+		m := map[string]any{}
+		for i, name := range recs[0] {
+			fields[name] = rec[i]
+			if name != "price" {
+				m[name] = rec[i]
+			}
+		}
+		price, err := synth.TruePrice(fields)
+		require.NoError(t, err)
+		inst, truth = append(inst, m), append(truth, price)
+	}
+	return inst, truth
+}
+
+type predictions struct {
+	Predictions []float64 `json:"predictions"`
+	Model       struct {
+		ID             string `json:"id"`
+		DatasetVersion int    `json:"dataset_version"`
+	} `json:"model"`
+}
+
+func TestEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	p := startProgram(t, dir)
+
+	code, body := p.do("POST", "/v1/models/housing:predict", "application/json", []byte(`{"instances":[{"bedrooms":3}]}`))
+	require.Equal(t, http.StatusServiceUnavailable, code, "no model yet: %s", body)
+	require.Contains(t, string(body), "no model promoted")
+
+	// 1. Upload through the API.
+	first := generate(t, 11, 3000)
+	code, body = p.do("POST", "/v1/datasets/housing/uploads?name=first", "text/csv", first)
+	require.Equal(t, http.StatusCreated, code, string(body))
+	require.Contains(t, string(body), `"object":"incoming/housing/first.csv"`)
+	p.eventually("first promotion", func() bool { return p.dataset().Champion != nil })
+
+	// 2. Predictions close to the ground truth on houses it never saw.
+	inst, truth := houses(t, generate(t, 99, 200))
+	reqBody, _ := json.Marshal(map[string]any{"instances": inst})
+	code, body = p.do("POST", "/v1/models/housing:predict", "application/json", reqBody)
+	require.Equal(t, http.StatusOK, code, string(body))
+	var pred predictions
+	require.NoError(t, json.Unmarshal(body, &pred))
+	require.Len(t, pred.Predictions, len(truth))
+	require.Equal(t, 1, pred.Model.DatasetVersion)
+	var sse float64
+	for i, y := range pred.Predictions {
+		sse += (y - truth[i]) * (y - truth[i])
+	}
+	rmse := math.Sqrt(sse / float64(len(truth)))
+	t.Logf("RMSE against the noise-free truth: %.0f (noise sd %.0f)", rmse, synth.NoiseSD)
+	require.Less(t, rmse, synth.NoiseSD/2, "the model must learn the ground truth")
+
+	// 3. Corrections are stored and counted.
+	for i := range 3 {
+		c, _ := json.Marshal(map[string]any{"instance": inst[i], "label": truth[i] + 1000})
+		code, body = p.do("POST", "/v1/datasets/housing/corrections", "application/json", c)
+		require.Equal(t, http.StatusAccepted, code, string(body))
+	}
+	p.eventually("corrections staged", func() bool { return p.dataset().StagedRows == 3 })
+
+	// 4. A second file, dropped into the bucket folder, makes version 2.
+	second := generate(t, 12, 700)
+	incoming := filepath.Join(dir, "bucket", "incoming", "housing")
+	require.NoError(t, os.WriteFile(filepath.Join(incoming, ".second.csv.part"), second, 0o644))
+	require.NoError(t, os.Rename(filepath.Join(incoming, ".second.csv.part"), filepath.Join(incoming, "second.csv")))
+	p.eventually("version 2", func() bool { return len(p.dataset().Versions) == 2 })
+	var runs struct {
+		Runs []struct {
+			ID      string `json:"id"`
+			Version int    `json:"version"`
+		} `json:"runs"`
+	}
+	p.eventually("runs on version 2", func() bool {
+		p.getJSON("/v1/datasets/housing/runs", &runs)
+		return len(runs.Runs) == 4
+	})
+	var history struct {
+		Promotions []json.RawMessage `json:"promotions"`
+		Decisions  []struct {
+			RunID    string `json:"run_id"`
+			Promoted bool   `json:"promoted"`
+			Reason   string `json:"reason"`
+		} `json:"decisions"`
+	}
+	p.eventually("decisions on version 2", func() bool {
+		p.getJSON("/v1/datasets/housing/promotions", &history)
+		return len(history.Decisions) == 4
+	})
+	for _, d := range history.Decisions {
+		require.NotEmpty(t, d.Reason)
+	}
+	v := p.dataset()
+	require.Equal(t, 3000+700+3, v.Versions[1].Rows, "version 2 holds both files and the corrections")
+	require.Equal(t, 0, v.StagedRows)
+	before := v
+
+	// 5. The same file again changes nothing.
+	code, _ = p.do("POST", "/v1/datasets/housing/uploads?name=first", "text/csv", first)
+	require.Equal(t, http.StatusCreated, code)
+	code, _ = p.do("POST", "/v1/datasets/housing/uploads?name=first-again", "text/csv", first)
+	require.Equal(t, http.StatusCreated, code)
+	p.eventually("the copy is counted as duplicates", func() bool { return p.dataset().Rows.Duplicate == 3000 })
+	after := p.dataset()
+	require.Equal(t, before.Versions, after.Versions)
+	require.Equal(t, before.Champion, after.Champion)
+
+	// 6. A restart serves the champion at once, from the store.
+	p.stop()
+	p = startProgram(t, dir)
+	var status struct {
+		Ready bool `json:"ready"`
+		Model struct {
+			ID string `json:"id"`
+		} `json:"model"`
+	}
+	p.getJSON("/v1/models/housing", &status)
+	require.True(t, status.Ready)
+	require.Equal(t, before.Champion.RunID, status.Model.ID)
+	require.Equal(t, before.Versions, p.dataset().Versions)
+}
+
+func TestBadRequests(t *testing.T) {
+	p := startProgram(t, t.TempDir())
+	p.do("POST", "/v1/datasets/housing/uploads?name=seed", "text/csv", generate(t, 5, 800))
+	p.eventually("a model", func() bool { return p.dataset().Champion != nil })
+	inst, _ := houses(t, generate(t, 6, 1))
+	good, _ := json.Marshal(inst[0])
+	withField := func(k string, v any) string {
+		m := map[string]any{}
+		_ = json.Unmarshal(good, &m)
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	tests := []struct {
+		name, method, path, contentType, body string
+		status                                int
+		field, contains                       string
+	}{
+		{"predict ok", "POST", "/v1/models/housing:predict", "application/json", `{"instances":[` + string(good) + `]}`, 200, "", "predictions"},
+		{"curl's form content type", "POST", "/v1/models/housing:predict", "application/x-www-form-urlencoded", `{"instances":[` + string(good) + `]}`, 200, "", "predictions"},
+		{"malformed json", "POST", "/v1/models/housing:predict", "application/json", `{"instances":[`, 400, "", "malformed JSON"},
+		{"no instances", "POST", "/v1/models/housing:predict", "application/json", `{"instances":[]}`, 400, "instances", "at least one"},
+		{"unknown top-level field", "POST", "/v1/models/housing:predict", "application/json", `{"instance":[]}`, 400, "instance", "unknown field"},
+		{"wrong type", "POST", "/v1/models/housing:predict", "application/json", `{"instances":[` + withField("bedrooms", "three") + `]}`, 400, "bedrooms", "not a number"},
+		{"missing field", "POST", "/v1/models/housing:predict", "application/json", `{"instances":[` + withField("city", nil) + `]}`, 400, "city", "missing"},
+		{"unknown field", "POST", "/v1/models/housing:predict", "application/json", `{"instances":[` + withField("pool", 1) + `]}`, 400, "pool", "unknown field"},
+		{"out of range", "POST", "/v1/models/housing:predict", "application/json", `{"instances":[` + withField("condition", 9) + `]}`, 400, "condition", "out of range"},
+		{"nested value", "POST", "/v1/models/housing:predict", "application/json", `{"instances":[` + withField("city", map[string]any{"a": 1}) + `]}`, 400, "city", "want a number"},
+		{"oversized body", "POST", "/v1/models/housing:predict", "application/json", `{"instances":[` + strings.Repeat(string(good)+",", 8000) + string(good) + `]}`, 413, "", "larger than"},
+		{"unknown dataset", "POST", "/v1/models/boats:predict", "application/json", `{"instances":[{}]}`, 404, "", "unknown dataset"},
+		{"unknown verb", "POST", "/v1/models/housing:explain", "application/json", `{}`, 404, "", "unknown method"},
+		{"correction without label", "POST", "/v1/datasets/housing/corrections", "application/json", `{"instance":` + string(good) + `}`, 400, "label", "required"},
+		{"correction with bad label", "POST", "/v1/datasets/housing/corrections", "application/json", `{"instance":` + string(good) + `,"label":0}`, 400, "label", "out of range"},
+		{"correction with bad field", "POST", "/v1/datasets/housing/corrections", "application/json", `{"instance":` + withField("yr_built", 1492) + `,"label":500000}`, 400, "yr_built", "out of range"},
+		{"correction missing field", "POST", "/v1/datasets/housing/corrections", "application/json", `{"instance":` + withField("street", nil) + `,"label":500000}`, 400, "street", "missing"},
+		{"upload wrong type", "POST", "/v1/datasets/housing/uploads", "application/json", `{}`, 415, "", "text/csv"},
+		{"upload bad name", "POST", "/v1/datasets/housing/uploads?name=../../etc/passwd", "text/csv", "a,b\n", 400, "name", "name"},
+		{"no route", "GET", "/v2/nothing", "", "", 404, "", "no route"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := p.do(tt.method, tt.path, tt.contentType, []byte(tt.body))
+			require.Equal(t, tt.status, code, string(body))
+			require.Contains(t, string(body), tt.contains)
+			if tt.field != "" {
+				var e struct{ Field string }
+				require.NoError(t, json.Unmarshal(body, &e))
+				require.Equal(t, tt.field, e.Field, string(body))
+			}
+		})
+	}
+}
+
+func TestMisconfigurationStopsWithOneLine(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"REFIT_PROFILE": "cloud"}, []string{"serve"}, "REFIT_PROFILE"},
+		{map[string]string{"REFIT_HTTP_ADDR": "8080"}, []string{"serve"}, "REFIT_HTTP_ADDR"},
+		{map[string]string{"REFIT_RECONCILE_INTERVAL": "soon"}, []string{"serve"}, "REFIT_RECONCILE_INTERVAL"},
+		{map[string]string{"REFIT_PROFILE": "gcp"}, []string{"serve"}, "REFIT_GCP_PROJECT"},
+		{map[string]string{"REFIT_PROFILE": "gcp", "REFIT_GCP_PROJECT": "p", "REFIT_BUCKET": "b", "REFIT_MONGODB_URI": "postgres://x"}, []string{"serve"}, "REFIT_MONGODB_URI"},
+		{nil, []string{"serve", "--target=trian"}, "unknown target \"trian\""},
+		{nil, []string{"frobnicate"}, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tt.args, func(k string) string { return tt.env[k] }, &out, &errOut)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tt.want)
+			require.NotContains(t, err.Error(), "\n")
+		})
+	}
+}
+
+func TestGenIsDeterministic(t *testing.T) {
+	var a, b bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"gen", "housing", "--rows", "50", "--seed", "4"}, os.Getenv, &a, io.Discard))
+	require.NoError(t, run(context.Background(), []string{"gen", "--seed=4", "housing", "--rows=50"}, os.Getenv, &b, io.Discard))
+	require.Equal(t, a.String(), b.String())
+	require.Equal(t, 51, strings.Count(a.String(), "\n"))
+	require.True(t, strings.HasPrefix(a.String(), "date,price,bedrooms"), fmt.Sprintf("%.60s", a.String()))
+}
