@@ -1,0 +1,203 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/gateway"
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/blob/local"
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/model"
+	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/internal/store/memory"
+	"github.com/refit-ml/refit/internal/synth"
+)
+
+type fixture struct {
+	def    *dataset.Definition
+	reg    *registry.Registry
+	bucket blob.Bucket
+	models *gateway.Models
+	srv    *httptest.Server
+	rows   []dataset.StagedRow
+}
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(context.Context, events.Event) error { return nil }
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	b, err := os.ReadFile("../schemas/datasets/housing.json")
+	require.NoError(t, err)
+	def, err := dataset.Parse(b)
+	require.NoError(t, err)
+	catalog, err := dataset.NewCatalog(def)
+	require.NoError(t, err)
+	bucket, err := local.New(t.TempDir(), "test")
+	require.NoError(t, err)
+	reg := registry.New(memory.New())
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	metrics := prometheus.NewRegistry()
+	models := gateway.NewModels(catalog, bucket, reg, logger, metrics)
+	srv, err := gateway.NewServer(gateway.Config{}, gateway.Deps{Datasets: catalog, Registry: reg, Bucket: bucket,
+		Publisher: nopPublisher{}, Models: models, Logger: logger, Metrics: metrics})
+	require.NoError(t, err)
+	f := &fixture{def: def, reg: reg, bucket: bucket, models: models, srv: httptest.NewServer(srv)}
+	t.Cleanup(f.srv.Close)
+
+	var csvBuf bytes.Buffer
+	require.NoError(t, synth.Housing{Seed: 3}.Write(&csvBuf, 400))
+	in, err := def.NewInputReader(&csvBuf, dataset.InputOptions{})
+	require.NoError(t, err)
+	for {
+		r, rej, err := in.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		require.Nil(t, rej)
+		f.rows = append(f.rows, dataset.StagedRow{Row: r, Hash: def.Hash(r)})
+	}
+	return f
+}
+
+// promote fits the spec on the first n rows and records promotion seq.
+func (f *fixture) promote(t *testing.T, spec string, n int, seq int64) registry.Promotion {
+	t.Helper()
+	s, _ := f.def.Spec(spec)
+	rows := f.rows[:n]
+	art, err := model.Fit(context.Background(), f.def, s, func(fn func(dataset.StagedRow) error) error {
+		for _, r := range rows {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	b, err := art.Marshal()
+	require.NoError(t, err)
+	name := fmt.Sprintf("models/housing/%s-%d.json", spec, n)
+	_, err = f.bucket.Write(context.Background(), name, blob.CreateOnly, func(w io.Writer) error { _, err := w.Write(b); return err })
+	if err != nil {
+		require.ErrorIs(t, err, blob.ErrExists)
+	}
+	p := registry.Promotion{Dataset: "housing", Sequence: seq, RunID: fmt.Sprintf("%016d", seq), Spec: spec, Version: int(seq),
+		Artifact: name, Checksum: model.Checksum(b), Actor: "test", PromotedAt: time.Now().UTC()}
+	require.NoError(t, f.reg.AddPromotion(context.Background(), p))
+	return p
+}
+
+func (f *fixture) predictBody(t *testing.T) []byte {
+	inst := map[string]any{}
+	for i, c := range f.def.Kept() {
+		inst[c.Name] = dataset.Format(c, f.rows[0].Fields[i])
+	}
+	b, _ := json.Marshal(map[string]any{"instances": []any{inst}})
+	return b
+}
+
+func TestHotSwapUnderLoadFailsNoRequest(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first := f.promote(t, "linear-onehot", 300, 1)
+	require.NoError(t, f.models.Refresh(ctx))
+	require.True(t, f.models.Ready())
+
+	body := f.predictBody(t)
+	var failures, served atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lastSeq int64
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := http.Post(f.srv.URL+"/v1/models/housing:predict", "application/json", bytes.NewReader(body))
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				var out struct {
+					Model struct{ Sequence int64 }
+				}
+				err = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK || out.Model.Sequence < lastSeq {
+					failures.Add(1) // a failed request, or a model older than one already seen
+				}
+				lastSeq = out.Model.Sequence
+				served.Add(1)
+			}
+		}()
+	}
+	specs := []string{"linear-hashed", "linear-onehot"}
+	for seq := int64(2); seq <= 20; seq++ {
+		p := f.promote(t, specs[seq%2], 200+int(seq)*5, seq)
+		require.NoError(t, f.models.HandlePromoted(ctx, promotedEvent(p)))
+		require.Equal(t, seq, f.models.Current("housing").Promotion.Sequence)
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	require.Zero(t, failures.Load())
+	require.Greater(t, served.Load(), int64(50))
+
+	// A stale or repeated event never rolls back.
+	require.NoError(t, f.models.HandlePromoted(ctx, promotedEvent(first)))
+	require.Equal(t, int64(20), f.models.Current("housing").Promotion.Sequence)
+}
+
+func promotedEvent(p registry.Promotion) *events.ModelPromoted {
+	return &events.ModelPromoted{Meta: events.Meta{ID: fmt.Sprint(p.Sequence), Dataset: p.Dataset}, Sequence: p.Sequence, ModelID: p.RunID}
+}
+
+func TestRefreshFindsAPromotionWhoseEventWasLost(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	require.NoError(t, f.models.Refresh(ctx))
+	require.Nil(t, f.models.Current("housing"))
+	f.promote(t, "linear-onehot", 300, 1)
+	require.NoError(t, f.models.Refresh(ctx))
+	require.Equal(t, int64(1), f.models.Current("housing").Promotion.Sequence)
+}
+
+func TestCorruptArtifactIsNotServed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	good := f.promote(t, "linear-onehot", 300, 1)
+	require.NoError(t, f.models.Refresh(ctx))
+	bad := good
+	bad.Sequence, bad.Checksum = 2, "sha256:"+fmt.Sprintf("%064d", 0)
+	require.NoError(t, f.reg.AddPromotion(ctx, bad))
+	err := f.models.HandlePromoted(ctx, promotedEvent(bad))
+	require.ErrorIs(t, err, model.ErrInvalidArtifact)
+	require.Equal(t, int64(1), f.models.Current("housing").Promotion.Sequence, "keep serving the good model")
+	resp, err := http.Post(f.srv.URL+"/v1/models/housing:predict", "application/json", bytes.NewReader(f.predictBody(t)))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
