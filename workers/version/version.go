@@ -136,6 +136,10 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 		}
 		parent = v
 	}
+	mark, err := w.watermark(ctx, d, ledger)
+	if err != nil {
+		return false, err
+	}
 	pending := slices.DeleteFunc(ledger, func(in registry.Ingest) bool { return in.Accepted == 0 || included[in.ID] })
 	slices.SortFunc(pending, func(a, b registry.Ingest) int {
 		if c := a.SourceTime.Compare(b.SourceTime); c != 0 {
@@ -150,9 +154,11 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 	w.stagedRows.WithLabelValues(d.Name).Set(float64(waiting))
 	w.latest.WithLabelValues(d.Name).Set(float64(parent.Number))
 
-	// The shortest prefix of the pending sources that fills a batch.
+	// The shortest prefix of the pending sources that fills a batch. It may
+	// not reach past the watermark: a source uploaded earlier but not staged
+	// yet belongs before whatever comes after it.
 	rows, n := 0, 0
-	for n < len(pending) && rows < d.BatchSize {
+	for n < len(pending) && rows < d.BatchSize && (mark.IsZero() || pending[n].SourceTime.Before(mark)) {
 		rows += pending[n].Accepted
 		n++
 	}
@@ -185,6 +191,44 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 		Meta:    events.Meta{ID: fmt.Sprintf("%s/v%d", d.Name, v.Number), Dataset: d.Name, Time: v.CreatedAt, CorrelationID: correlation},
 		Version: v.Number, Hash: v.Hash, Parent: v.Parent, Rows: v.Rows, TrainRows: v.TrainRows, TestRows: v.TestRows,
 	})
+}
+
+// watermark is the time of the oldest source not yet staged: an upload in
+// incoming/ or a stored correction without a ledger entry (zero if none).
+// Cutting only before it makes the versions a function of the sources and
+// their times, not of the order in which concurrent workers staged them.
+func (w *Worker) watermark(ctx context.Context, d *dataset.Definition, ledger []registry.Ingest) (time.Time, error) {
+	staged := make(map[string]bool, len(ledger))
+	for _, in := range ledger {
+		staged[in.ID] = true
+	}
+	var mark time.Time
+	older := func(t time.Time) {
+		if mark.IsZero() || t.Before(mark) {
+			mark = t
+		}
+	}
+	objects, err := w.bucket.List(ctx, events.IncomingPrefix+d.Name+"/")
+	if err != nil {
+		return mark, err
+	}
+	for _, o := range objects {
+		src := registry.Source{Kind: registry.SourceObject, Bucket: w.bucket.Name(), Object: o.Name, Generation: o.Generation}
+		if !staged[registry.IngestID(src.Key())] {
+			older(o.Updated)
+		}
+	}
+	corrections, err := w.reg.Corrections(ctx, d.Name)
+	if err != nil {
+		return mark, err
+	}
+	for _, c := range corrections {
+		src := registry.Source{Kind: registry.SourceCorrection, CorrectionID: c.ID}
+		if !staged[registry.IngestID(src.Key())] {
+			older(c.ReceivedAt)
+		}
+	}
+	return mark, nil
 }
 
 // build writes the version's new rows (the batch's chunks, concatenated) as
