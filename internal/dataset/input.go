@@ -54,6 +54,13 @@ const (
 	roleTarget  = -3
 )
 
+// absentField is an optional kept column missing from the header: every row
+// gets its empty value.
+type absentField struct {
+	index int
+	value Field
+}
+
 // Scanner states.
 const (
 	stFieldStart = iota
@@ -71,6 +78,7 @@ type InputReader struct {
 	roles   []int    // per header position: kept index, or a role
 	cols    []Column // per header position, for validation
 	ignored []string
+	absent  []absentField // kept columns not in the header
 
 	line    int  // physical lines consumed
 	recLine int  // first line of the current record
@@ -181,7 +189,18 @@ func (ir *InputReader) setHeader() error {
 	}
 	var missing []string
 	for _, c := range d.Columns {
-		if !c.Optional && !c.Drop && !seen[c.Name] {
+		switch {
+		case c.Drop || seen[c.Name]:
+		case c.Optional:
+			// Whatever ParseValue makes of an empty optional value (NaN for
+			// numbers), so a missing column reads like an empty one.
+			f, err := d.ParseValue(c, "")
+			if err != nil {
+				return fmt.Errorf("optional column %q: %w", c.Name, err)
+			}
+			i, _ := d.Index(c.Name)
+			ir.absent = append(ir.absent, absentField{i, f})
+		default:
 			missing = append(missing, fmt.Sprintf("%q", c.Name))
 		}
 	}
@@ -253,13 +272,15 @@ func (ir *InputReader) Next() (Row, *Rejected, error) {
 			fields[role] = f
 		}
 	}
+	for _, a := range ir.absent {
+		fields[a.index] = a.value
+	}
 	ir.slab = ir.slab[len(fields):] // taken; a rejected row leaves its slot for the next
 	return Row{Fields: fields, Target: target}, nil, nil
 }
 
 // rowFields returns the next slot of a slab shared by a few rows: one
-// allocation per slab instead of per row. Kept columns absent from the header
-// (optional) are never written, so they stay zero.
+// allocation per slab instead of per row.
 func (ir *InputReader) rowFields() []Field {
 	n := len(ir.d.kept)
 	if len(ir.slab) < n {

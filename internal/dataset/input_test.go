@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -258,6 +259,29 @@ func TestInputReader(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An optional kept column missing from the header reads like an empty value.
+func TestInputReaderOptionalColumns(t *testing.T) {
+	d, err := dataset.Parse([]byte(`{"name": "opt", "task": "regression", "batch_size": 10, "test_fraction": 0.2,
+		"target": {"name": "y", "type": "float"},
+		"columns": [{"name": "a", "type": "float"}, {"name": "b", "type": "float", "optional": true},
+			{"name": "s", "type": "string", "optional": true}],
+		"models": [{"name": "lin", "kind": "linear", "features": [{"column": "a", "transform": "numeric"}]}]}`))
+	require.NoError(t, err)
+	emptyB, err := d.ParseValue(d.Kept()[1], "")
+	require.NoError(t, err)
+	for _, in := range []string{"y,a\n1,2\n3,4\n", "y,a,b,s\n1,2,,\n3,4, ,\n", "a,y\n2,1\nx,0\n4,3\n"} {
+		res, err := readAll(d, strings.NewReader(in), dataset.InputOptions{})
+		require.NoError(t, err, in)
+		require.Len(t, res.rows, 2, in)
+		for _, r := range res.rows {
+			require.Equal(t, fmt.Sprint(emptyB), fmt.Sprint(r.Fields[1]), in) // NaN != NaN
+			require.Equal(t, "", r.Fields[2].Str)
+		}
+		require.Equal(t, 4.0, res.rows[1].Fields[0].Num)
+		require.Equal(t, 3.0, res.rows[1].Target.Num)
 	}
 }
 
