@@ -43,6 +43,9 @@ type Event interface {
 
 func (m *Meta) meta() *Meta { return m }
 
+// MetaOf returns what every event carries (a copy).
+func MetaOf(e Event) Meta { return *e.meta() }
+
 // Metrics are a model's scores on a set of held-out rows.
 type Metrics struct {
 	Rows int     `json:"rows"`

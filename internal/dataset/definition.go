@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -74,6 +75,57 @@ type Promotion struct {
 	// MinImprovement: how much better the challenger must be, in the
 	// metric's units (0: any improvement).
 	MinImprovement float64 `json:"min_improvement"`
+	// Min and Max are absolute bounds per metric (rmse, mae, r2) on the
+	// challenger's scores: a challenger outside them is rejected whatever
+	// the champion does, e.g. {"r2": 0} refuses a model worse than the mean.
+	Min map[string]float64 `json:"min,omitempty"`
+	Max map[string]float64 `json:"max,omitempty"`
+	// AutoPromote (default true): false records a winning challenger as
+	// awaiting approval; a person promotes it (POST .../promotions).
+	AutoPromote *bool `json:"auto_promote,omitempty"`
+}
+
+// Metrics a promotion rule can name.
+var promotionMetrics = []string{"rmse", "mae", "r2"}
+
+// Auto reports whether a winning challenger is promoted without approval.
+func (p Promotion) Auto() bool { return p.AutoPromote == nil || *p.AutoPromote }
+
+// Bounds returns the first bound the scores break ("" when within all),
+// naming the bound, e.g. "r2 -0.12 is below promotion.min.r2 = 0".
+// score returns a metric's value by name.
+func (p Promotion) Bounds(score func(metric string) float64) string {
+	for _, m := range promotionMetrics {
+		if lo, ok := p.Min[m]; ok && score(m) < lo {
+			return fmt.Sprintf("%s %.6g is below promotion.min.%s = %g", m, score(m), m, lo)
+		}
+		if hi, ok := p.Max[m]; ok && score(m) > hi {
+			return fmt.Sprintf("%s %.6g is above promotion.max.%s = %g", m, score(m), m, hi)
+		}
+	}
+	return ""
+}
+
+func (p Promotion) validate() error {
+	for _, b := range []struct {
+		name   string
+		bounds map[string]float64
+	}{{"min", p.Min}, {"max", p.Max}} {
+		for m, v := range b.bounds {
+			if !slices.Contains(promotionMetrics, m) {
+				return fmt.Errorf("promotion.%s.%s: unknown metric (want rmse, mae or r2)", b.name, m)
+			}
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("promotion.%s.%s must be a finite number", b.name, m)
+			}
+		}
+	}
+	for m, lo := range p.Min {
+		if hi, ok := p.Max[m]; ok && lo > hi {
+			return fmt.Errorf("promotion.min.%s = %g is above promotion.max.%s = %g: no model could pass", m, lo, m, hi)
+		}
+	}
+	return nil
 }
 
 // ModelSpec is one model to fit on every version of the dataset.
@@ -158,6 +210,9 @@ func (d *Definition) init() error {
 	}
 	if d.Promotion.MinImprovement < 0 {
 		return errors.New("promotion.min_improvement must not be negative")
+	}
+	if err := d.Promotion.validate(); err != nil {
+		return err
 	}
 	d.all = map[string]Column{}
 	d.index = map[string]int{}

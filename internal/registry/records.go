@@ -120,11 +120,22 @@ type Run struct {
 	CreatedAt   time.Time `json:"created_at"`
 }
 
+// Decision statuses.
+const (
+	StatusPromoted         = "promoted"
+	StatusRejected         = "rejected"
+	StatusAwaitingApproval = "awaiting_approval"
+)
+
 // Decision records whether a run was promoted, and why.
 type Decision struct {
 	RunID    string `json:"run_id"`
 	Dataset  string `json:"dataset"`
 	Promoted bool   `json:"promoted"`
+	// Status is promoted, rejected, or awaiting_approval: the challenger
+	// won but the dataset holds automatic promotions (auto_promote false),
+	// so a person decides (a manual promotion of the run approves it).
+	Status   string `json:"status"`
 	Sequence int64  `json:"sequence,omitempty"`
 	// EvalVersion's test split scored both models.
 	EvalVersion   int       `json:"eval_version"`
@@ -133,6 +144,18 @@ type Decision struct {
 	Champion      *Metrics  `json:"champion,omitempty"`
 	Reason        string    `json:"reason"`
 	DecidedAt     time.Time `json:"decided_at"`
+}
+
+// DecisionStatus is d.Status, derived for decisions recorded before it existed.
+func (d Decision) DecisionStatus() string {
+	switch {
+	case d.Status != "":
+		return d.Status
+	case d.Promoted:
+		return StatusPromoted
+	default:
+		return StatusRejected
+	}
 }
 
 // Promotion is one entry of a dataset's append-only promotion history.
@@ -163,4 +186,37 @@ type DeadLetter struct {
 	Metadata      map[string]string `json:"metadata,omitempty"`
 	Payload       string            `json:"payload"`
 	At            time.Time         `json:"at"`
+}
+
+// Webhook delivery record kinds.
+const (
+	DeliveryAttempt = "attempt"
+	DeliveryOutcome = "outcome"
+)
+
+// Webhook delivery outcomes.
+const (
+	OutcomeDelivered = "delivered"
+	OutcomeFailed    = "failed"
+)
+
+// WebhookDelivery is one line of the webhook delivery log: an attempt to
+// POST an event to a URL, or the final outcome of a delivery.
+type WebhookDelivery struct {
+	// DeliveryID is stable per (URL, event): every retry carries it, so a
+	// receiver deduplicates on it.
+	DeliveryID string `json:"delivery_id"`
+	Kind       string `json:"kind"` // attempt or outcome
+	// URL is the endpoint without its query string or credentials.
+	URL       string `json:"url"`
+	EventID   string `json:"event_id"`
+	EventType string `json:"event_type"`
+	Dataset   string `json:"dataset"`
+	// Attempt numbers attempts from 1; on an outcome, the attempts made.
+	Attempt    int       `json:"attempt"`
+	HTTPStatus int       `json:"http_status,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Outcome    string    `json:"outcome,omitempty"` // delivered or failed
+	DurationMS float64   `json:"duration_ms,omitempty"`
+	At         time.Time `json:"at"`
 }

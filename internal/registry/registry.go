@@ -22,11 +22,12 @@ const (
 	colDecisions   = "decisions"
 	colPromotions  = "promotions"
 	colDeadLetters = "deadletters"
+	colWebhooks    = "webhook_deliveries"
 )
 
 // Collections lists every collection, for setup (indexes) and tests.
 func Collections() []string {
-	return []string{colIngests, colRows, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters}
+	return []string{colIngests, colRows, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks}
 }
 
 // Registry reads and writes Refit's records.
@@ -239,6 +240,39 @@ func (r *Registry) AddPromotion(ctx context.Context, p Promotion) error {
 	return r.insert(ctx, colPromotions, promotionKey(p.Dataset, p.Sequence), p)
 }
 
+// maxPromotionRaces bounds how often AppendPromotion retries after losing
+// the sequence number to a concurrent promotion.
+const maxPromotionRaces = 50
+
+// AppendPromotion appends the promotion next builds from the current
+// champion (ok false when there is none) under the next sequence number, by
+// insert: when a concurrent promotion takes the number first, it reads the
+// new champion and asks next again. next sets everything but Dataset and
+// Sequence.
+func (r *Registry) AppendPromotion(ctx context.Context, ds string, next func(latest Promotion, ok bool) (Promotion, error)) (Promotion, error) {
+	for range maxPromotionRaces {
+		latest, err := r.LatestPromotion(ctx, ds)
+		ok := err == nil
+		if err != nil && !IsNotFound(err) {
+			return Promotion{}, err
+		}
+		p, err := next(latest, ok)
+		if err != nil {
+			return Promotion{}, err
+		}
+		p.Dataset, p.Sequence = ds, latest.Sequence+1
+		err = r.AddPromotion(ctx, p)
+		if IsDuplicate(err) {
+			continue
+		}
+		if err != nil {
+			return Promotion{}, err
+		}
+		return p, nil
+	}
+	return Promotion{}, fmt.Errorf("append promotion to %s: lost the race for a sequence number %d times", ds, maxPromotionRaces)
+}
+
 // LatestPromotion returns the champion's promotion (store.ErrNotFound if none).
 func (r *Registry) LatestPromotion(ctx context.Context, ds string) (Promotion, error) {
 	return last[Promotion](ctx, r, colPromotions, ds+"/")
@@ -261,4 +295,28 @@ func (r *Registry) AddDeadLetter(ctx context.Context, d DeadLetter) error {
 // DeadLetters returns every dead letter.
 func (r *Registry) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	return list[DeadLetter](ctx, r, colDeadLetters, "")
+}
+
+func deliveryKey(id, kind string, attempt int) string {
+	if kind == DeliveryOutcome {
+		return id + "/outcome"
+	}
+	return fmt.Sprintf("%s/attempt/%04d", id, attempt)
+}
+
+// AddWebhookDelivery logs an attempt (one per attempt number) or the final
+// outcome (one per delivery: a second is ErrDuplicate).
+func (r *Registry) AddWebhookDelivery(ctx context.Context, d WebhookDelivery) error {
+	return r.insert(ctx, colWebhooks, deliveryKey(d.DeliveryID, d.Kind, d.Attempt), d)
+}
+
+// WebhookDelivery returns a delivery's log: its attempts in order, then
+// its outcome when there is one.
+func (r *Registry) WebhookDelivery(ctx context.Context, deliveryID string) ([]WebhookDelivery, error) {
+	return list[WebhookDelivery](ctx, r, colWebhooks, deliveryID+"/")
+}
+
+// WebhookDeliveries returns the whole delivery log, by delivery.
+func (r *Registry) WebhookDeliveries(ctx context.Context) ([]WebhookDelivery, error) {
+	return list[WebhookDelivery](ctx, r, colWebhooks, "")
 }

@@ -149,6 +149,9 @@ func (w *Worker) reconcileDataset(ctx context.Context, d *dataset.Definition) er
 	return w.announce(ctx, champ, "")
 }
 
+// ActorAuto is the actor of automatic promotions.
+const ActorAuto = "auto"
+
 // maxRaces bounds how often a promoter retries after losing the sequence
 // number to a concurrent promotion.
 const maxRaces = 20
@@ -170,10 +173,14 @@ func (w *Worker) decide(ctx context.Context, d *dataset.Definition, run registry
 		}
 		if hasChamp && champ.RunID == run.ID {
 			// Promoted by an earlier attempt that stopped before recording
-			// its decision.
+			// its decision, or by hand before the automatic decision.
+			reason := "promoted (recorded after a restart)"
+			if champ.Actor != ActorAuto {
+				reason = fmt.Sprintf("promoted by %s (promotion #%d) before the automatic decision", champ.Actor, champ.Sequence)
+			}
 			return w.record(ctx, d, registry.Decision{
-				RunID: run.ID, Dataset: d.Name, Promoted: true, Sequence: champ.Sequence, EvalVersion: champ.Version,
-				Challenger: champ.Metrics, Reason: "promoted (recorded after a restart)", DecidedAt: time.Now().UTC(),
+				RunID: run.ID, Dataset: d.Name, Promoted: true, Status: registry.StatusPromoted, Sequence: champ.Sequence,
+				EvalVersion: champ.Version, Challenger: champ.Metrics, Reason: reason, DecidedAt: time.Now().UTC(),
 			}, &champ, correlation)
 		}
 		dec, prom, err := w.evaluate(ctx, d, run, champ, hasChamp)
@@ -210,8 +217,15 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 	if err != nil {
 		return registry.Decision{}, nil, err
 	}
-	dec := registry.Decision{RunID: run.ID, Dataset: d.Name, EvalVersion: evalVersion, Challenger: challenger, DecidedAt: time.Now().UTC()}
+	dec := registry.Decision{RunID: run.ID, Dataset: d.Name, Status: registry.StatusRejected, EvalVersion: evalVersion,
+		Challenger: challenger, DecidedAt: time.Now().UTC()}
 	metric := d.Promotion.PrimaryMetric
+	// Absolute bounds first: a model outside them is not served, however
+	// bad the champion is.
+	if broken := d.Promotion.Bounds(func(m string) float64 { return pick(challenger, m) }); broken != "" {
+		dec.Reason = fmt.Sprintf("outside the promotion bounds: %s (on %d rows of version %d)", broken, challenger.Rows, evalVersion)
+		return dec, nil, nil
+	}
 	var promote bool
 	if !hasChamp {
 		promote = true
@@ -237,12 +251,17 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 	if !promote {
 		return dec, nil, nil
 	}
-	dec.Promoted = true
+	if !d.Promotion.Auto() {
+		dec.Status = registry.StatusAwaitingApproval
+		dec.Reason += "; awaiting approval (promotion.auto_promote is false)"
+		return dec, nil, nil
+	}
+	dec.Promoted, dec.Status = true, registry.StatusPromoted
 	dec.Sequence = champ.Sequence + 1
 	return dec, &registry.Promotion{
 		Dataset: d.Name, Sequence: dec.Sequence, RunID: run.ID, Spec: run.Spec, Version: run.Version, VersionHash: run.VersionHash,
 		ArtifactURI: run.ArtifactURI, Artifact: run.Artifact, Checksum: run.Checksum, Metrics: challenger,
-		PreviousRunID: champ.RunID, Actor: "auto", Reason: dec.Reason, PromotedAt: dec.DecidedAt,
+		PreviousRunID: champ.RunID, Actor: ActorAuto, Reason: dec.Reason, PromotedAt: dec.DecidedAt,
 	}, nil
 }
 
@@ -306,7 +325,7 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, dec registry
 	if err != nil {
 		return err
 	}
-	w.log.Info("decided", "dataset", d.Name, "run", dec.RunID, "promoted", dec.Promoted, "sequence", dec.Sequence,
+	w.log.Info("decided", "dataset", d.Name, "run", dec.RunID, "status", dec.Status, "sequence", dec.Sequence,
 		"reason", dec.Reason, "correlation_id", correlation)
 	if !dec.Promoted {
 		w.rejections.WithLabelValues(d.Name).Inc()

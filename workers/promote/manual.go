@@ -1,0 +1,116 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/refit-ml/refit/internal/registry"
+)
+
+// ErrConflict: the request does not fit the promotion history (the run
+// already serves, there is nothing to roll back to). Asking again will not
+// help until the history changes.
+var ErrConflict = errors.New("conflict with the promotion history")
+
+// Manual promotes on a person's behalf: a chosen run (e.g. one awaiting
+// approval), or back to the previous champion. Each is a new entry of the
+// append-only history under the next sequence number, claimed by insert
+// like the automatic promotions it may race with, and announced with
+// model.promoted so gateways swap at once.
+type Manual struct {
+	reg *registry.Registry
+	pub Publisher
+	log *slog.Logger
+}
+
+// NewManual builds a manual promoter.
+func NewManual(reg *registry.Registry, pub Publisher, logger *slog.Logger) *Manual {
+	return &Manual{reg: reg, pub: pub, log: logger.With("component", "promote.manual")}
+}
+
+// Promote makes runID the champion of ds.
+func (m *Manual) Promote(ctx context.Context, ds, runID, actor, reason string) (registry.Promotion, error) {
+	actor = actorOr(actor)
+	run, err := m.reg.Run(ctx, ds, runID)
+	if err != nil {
+		return registry.Promotion{}, fmt.Errorf("promote run %s of %s: %w", runID, ds, err)
+	}
+	p, err := m.reg.AppendPromotion(ctx, ds, func(latest registry.Promotion, ok bool) (registry.Promotion, error) {
+		if ok && latest.RunID == run.ID {
+			return registry.Promotion{}, fmt.Errorf("%w: run %s is already the champion of %s (promotion #%d)", ErrConflict, run.ID, ds, latest.Sequence)
+		}
+		why := reason
+		if why == "" {
+			why = fmt.Sprintf("promoted by hand by %s: %s on version %d (rmse %.6g, r2 %.4g on its own test rows)",
+				actor, run.Spec, run.Version, run.Metrics.RMSE, run.Metrics.R2)
+		}
+		return fromRun(run, latest.RunID, actor, why), nil
+	})
+	if err != nil {
+		return p, err
+	}
+	m.announce(ctx, p)
+	return p, nil
+}
+
+// Rollback makes the previous champion of ds (the latest promotion's
+// previous run) the champion again. A second rollback undoes the first.
+func (m *Manual) Rollback(ctx context.Context, ds, actor, reason string) (registry.Promotion, error) {
+	actor = actorOr(actor)
+	p, err := m.reg.AppendPromotion(ctx, ds, func(latest registry.Promotion, ok bool) (registry.Promotion, error) {
+		if !ok {
+			return registry.Promotion{}, fmt.Errorf("%w: %s has no promotion yet, nothing to roll back", ErrConflict, ds)
+		}
+		if latest.PreviousRunID == "" {
+			return registry.Promotion{}, fmt.Errorf("%w: promotion #%d of %s (run %s) had no previous champion to roll back to",
+				ErrConflict, latest.Sequence, ds, latest.RunID)
+		}
+		run, err := m.reg.Run(ctx, ds, latest.PreviousRunID)
+		if err != nil {
+			return registry.Promotion{}, fmt.Errorf("rollback %s to run %s: %w", ds, latest.PreviousRunID, err)
+		}
+		why := fmt.Sprintf("rollback by %s from run %s (promotion #%d) to the previous champion %s", actor, latest.RunID, latest.Sequence, run.ID)
+		if reason != "" {
+			why += ": " + reason
+		}
+		return fromRun(run, latest.RunID, actor, why), nil
+	})
+	if err != nil {
+		return p, err
+	}
+	m.announce(ctx, p)
+	return p, nil
+}
+
+// announce: the promotion is recorded; a lost event only delays gateways
+// until their next refresh, so the caller still gets its answer.
+func (m *Manual) announce(ctx context.Context, p registry.Promotion) {
+	m.log.Info("promoted by hand", "dataset", p.Dataset, "run", p.RunID, "sequence", p.Sequence, "previous", p.PreviousRunID,
+		"actor", p.Actor, "reason", p.Reason)
+	if err := m.pub.Publish(ctx, PromotedEvent(p, "")); err != nil {
+		m.log.Warn("promotion recorded but not announced; gateways will find it on refresh", "dataset", p.Dataset, "sequence", p.Sequence, "err", err)
+	}
+}
+
+// ActorAdmin names a person who did not say who they are.
+const ActorAdmin = "admin"
+
+func actorOr(actor string) string {
+	if actor == "" {
+		return ActorAdmin
+	}
+	return actor
+}
+
+// fromRun is the promotion of a run by hand. Its metrics are the run's own
+// scores on its version's test split.
+func fromRun(run registry.Run, previous, actor, reason string) registry.Promotion {
+	return registry.Promotion{
+		RunID: run.ID, Spec: run.Spec, Version: run.Version, VersionHash: run.VersionHash,
+		ArtifactURI: run.ArtifactURI, Artifact: run.Artifact, Checksum: run.Checksum, Metrics: run.Metrics,
+		PreviousRunID: previous, Actor: actor, Reason: reason, PromotedAt: time.Now().UTC(),
+	}
+}
