@@ -7,7 +7,6 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -202,43 +201,6 @@ func (s *Server) handleDataset() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, st)
-	})
-}
-
-func (s *Server) handleRuns() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d, ok := s.dataset(w, r)
-		if !ok {
-			return
-		}
-		runs, err := s.reg.Runs(r.Context(), d.Name)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		slices.SortFunc(runs, func(a, b registry.Run) int { return a.CreatedAt.Compare(b.CreatedAt) })
-		writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
-	})
-}
-
-func (s *Server) handlePromotions() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d, ok := s.dataset(w, r)
-		if !ok {
-			return
-		}
-		proms, err := s.reg.Promotions(r.Context(), d.Name)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		decisions, err := s.reg.Decisions(r.Context(), d.Name)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		slices.SortFunc(decisions, func(a, b registry.Decision) int { return a.DecidedAt.Compare(b.DecidedAt) })
-		writeJSON(w, http.StatusOK, map[string]any{"promotions": proms, "decisions": decisions})
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers/promote"
 )
 
 // apiError is an error with its HTTP status. Every handler error goes
@@ -45,6 +46,8 @@ func toStatus(err error) (int, errorBody) {
 		return http.StatusBadRequest, errorBody{Error: fe.Error(), Field: fe.Field}
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
+	case errors.Is(err, promote.ErrConflict):
+		return http.StatusConflict, errorBody{Error: err.Error()}
 	case registry.IsNotFound(err):
 		return http.StatusNotFound, errorBody{Error: "not found"}
 	default:

@@ -17,6 +17,7 @@ import (
 	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers/promote"
 )
 
 // Datasets finds a dataset's definition.
@@ -40,6 +41,18 @@ type Config struct {
 	// NotifyUploads publishes object.finalized for uploads itself: for a
 	// bucket that sends no notifications of its own (the local folder).
 	NotifyUploads bool
+	// AdminToken, when set, must come as "Authorization: Bearer <token>"
+	// with every admin call (promote, rollback, uploads, reproduce, the
+	// webhook delivery log). Unset, admin calls are open: the embedded
+	// laptop mode.
+	AdminToken string
+	// ProtectPredict and ProtectCorrections put predictions and
+	// corrections behind the admin token too.
+	ProtectPredict     bool
+	ProtectCorrections bool
+	// Heartbeat is how often the event stream sends a comment line to keep
+	// proxies from closing it (default 15 s).
+	Heartbeat time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -58,6 +71,23 @@ func (c *Config) setDefaults() {
 	if c.UploadTimeout == 0 {
 		c.UploadTimeout = 10 * time.Minute
 	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 15 * time.Second
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if (c.ProtectPredict || c.ProtectCorrections) && c.AdminToken == "" {
+		return errors.New("gateway: protecting predictions or corrections needs an admin token")
+	}
+	return nil
+}
+
+// Promoter promotes by hand (workers/promote.Manual).
+type Promoter interface {
+	Promote(ctx context.Context, ds, runID, actor, reason string) (registry.Promotion, error)
+	Rollback(ctx context.Context, ds, actor, reason string) (registry.Promotion, error)
 }
 
 // Deps are the server's collaborators.
@@ -71,6 +101,12 @@ type Deps struct {
 	Metrics   *prometheus.Registry
 	// Ready reports whether the process can serve (all its parts started).
 	Ready func() bool
+	// Promoter promotes by hand; default: promote.NewManual on Registry
+	// and Publisher.
+	Promoter Promoter
+	// Events feeds GET /v1/events; default: an empty hub (nothing feeds
+	// it, so the stream only sends heartbeats).
+	Events *Hub
 }
 
 // Server is the HTTP API.
@@ -84,6 +120,8 @@ type Server struct {
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
 	ready    func() bool
+	promoter Promoter
+	hub      *Hub
 	metrics  *serverMetrics
 	mux      *http.ServeMux
 }
@@ -94,13 +132,25 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("gateway: missing dependency")
 	}
 	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg: cfg, datasets: deps.Datasets, reg: deps.Registry, bucket: deps.Bucket, pub: deps.Publisher,
 		models: deps.Models, log: deps.Logger.With("component", "gateway"), gatherer: deps.Metrics, ready: deps.Ready,
-		metrics: newServerMetrics(deps.Metrics), mux: http.NewServeMux(),
+		promoter: deps.Promoter, hub: deps.Events, metrics: newServerMetrics(deps.Metrics), mux: http.NewServeMux(),
 	}
 	if s.ready == nil {
 		s.ready = func() bool { return true }
+	}
+	if s.promoter == nil {
+		s.promoter = promote.NewManual(deps.Registry, deps.Publisher, deps.Logger)
+	}
+	if s.hub == nil {
+		s.hub = NewHub()
+	}
+	if cfg.AdminToken == "" {
+		s.log.Warn("REFIT_ADMIN_TOKEN is not set: admin calls (promote, rollback, uploads, reproduce) are open to anyone who can reach this address")
 	}
 	s.routes()
 	return s, nil
@@ -117,12 +167,30 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	s.mux.Handle("GET /v1/datasets", api(s.handleDatasets()))
 	s.mux.Handle("GET /v1/datasets/{dataset}", api(s.handleDataset()))
+	long := func(h http.Handler, what string) http.Handler {
+		return http.TimeoutHandler(h, s.cfg.UploadTimeout, `{"error":"`+what+` timed out"}`)
+	}
+	predictAuth, correctionAuth := open, open
+	if s.cfg.ProtectPredict {
+		predictAuth = s.admin
+	}
+	if s.cfg.ProtectCorrections {
+		correctionAuth = s.admin
+	}
 	s.mux.Handle("GET /v1/datasets/{dataset}/runs", api(s.handleRuns()))
 	s.mux.Handle("GET /v1/datasets/{dataset}/promotions", api(s.handlePromotions()))
-	s.mux.Handle("POST /v1/datasets/{dataset}/corrections", api(s.handleCorrection()))
-	s.mux.Handle("POST /v1/datasets/{dataset}/uploads", http.TimeoutHandler(s.handleUpload(), s.cfg.UploadTimeout, `{"error":"upload timed out"}`))
+	s.mux.Handle("POST /v1/datasets/{dataset}/promotions", s.admin(api(s.handlePromote())))
+	s.mux.Handle("GET /v1/datasets/{dataset}/versions/{version}/lineage", api(s.handleVersionLineage()))
+	s.mux.Handle("GET /v1/datasets/{dataset}/objects/{name...}", api(s.handleObject()))
+	s.mux.Handle("POST /v1/datasets/{dataset}/corrections", correctionAuth(api(s.handleCorrection())))
+	s.mux.Handle("POST /v1/datasets/{dataset}/uploads", s.admin(long(s.handleUpload(), "upload")))
+	s.mux.Handle("GET /v1/runs/{id}", api(s.handleRun()))
+	s.mux.Handle("GET /v1/runs/{id}/lineage", api(s.handleRunLineage()))
+	s.mux.Handle("POST /v1/runs/{id}/reproduce", s.admin(long(s.handleReproduce(), "reproduce")))
+	s.mux.Handle("GET /v1/events", s.handleEvents()) // a stream: no timeout
+	s.mux.Handle("GET /v1/webhooks/deliveries", s.admin(api(s.handleDeliveries())))
 	s.mux.Handle("GET /v1/models/{name}", api(s.handleModelStatus()))
-	s.mux.Handle("POST /v1/models/{name}", api(s.handleModel()))
+	s.mux.Handle("POST /v1/models/{name}", predictAuth(api(s.handleModel())))
 	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 	}))
@@ -154,6 +222,7 @@ type serverMetrics struct {
 	lastPrediction prometheus.Gauge
 	corrections    *prometheus.CounterVec
 	uploads        *prometheus.CounterVec
+	streamClients  prometheus.Gauge
 }
 
 func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
@@ -174,7 +243,10 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refit_upload_requests_total", Help: "Upload requests, by dataset and status class.",
 		}, []string{"dataset", "status"}),
+		streamClients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "refit_event_stream_clients", Help: "Clients connected to GET /v1/events.",
+		}),
 	}
-	reg.MustRegister(m.predictions, m.latency, m.lastPrediction, m.corrections, m.uploads)
+	reg.MustRegister(m.predictions, m.latency, m.lastPrediction, m.corrections, m.uploads, m.streamClients)
 	return m
 }

@@ -34,6 +34,7 @@ type fixture struct {
 	reg    *registry.Registry
 	bucket blob.Bucket
 	models *gateway.Models
+	hub    *gateway.Hub
 	srv    *httptest.Server
 	rows   []dataset.StagedRow
 }
@@ -43,6 +44,13 @@ type nopPublisher struct{}
 func (nopPublisher) Publish(context.Context, events.Event) error { return nil }
 
 func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureWith(t, gateway.Config{}, func(*gateway.Models) gateway.Publisher { return nopPublisher{} })
+}
+
+// newFixtureWith builds the fixture with a configuration and a publisher
+// made for its models.
+func newFixtureWith(t *testing.T, cfg gateway.Config, pub func(*gateway.Models) gateway.Publisher) *fixture {
 	t.Helper()
 	b, err := os.ReadFile("../schemas/datasets/housing.json")
 	require.NoError(t, err)
@@ -56,10 +64,11 @@ func newFixture(t *testing.T) *fixture {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	metrics := prometheus.NewRegistry()
 	models := gateway.NewModels(catalog, bucket, reg, logger, metrics)
-	srv, err := gateway.NewServer(gateway.Config{}, gateway.Deps{Datasets: catalog, Registry: reg, Bucket: bucket,
-		Publisher: nopPublisher{}, Models: models, Logger: logger, Metrics: metrics})
+	hub := gateway.NewHub()
+	srv, err := gateway.NewServer(cfg, gateway.Deps{Datasets: catalog, Registry: reg, Bucket: bucket,
+		Publisher: pub(models), Models: models, Logger: logger, Metrics: metrics, Events: hub})
 	require.NoError(t, err)
-	f := &fixture{def: def, reg: reg, bucket: bucket, models: models, srv: httptest.NewServer(srv)}
+	f := &fixture{def: def, reg: reg, bucket: bucket, models: models, hub: hub, srv: httptest.NewServer(srv)}
 	t.Cleanup(f.srv.Close)
 
 	var csvBuf bytes.Buffer
