@@ -41,6 +41,20 @@ func setupCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer st.Close()
-	fmt.Fprintf(stdout, "%s profile ready\n", cfg.Profile)
+	if cfg.Profile == profileEmbedded {
+		fmt.Fprintf(stdout, "embedded profile: data in %s, upload folders under %s/bucket/incoming/\n", cfg.DataDir, cfg.DataDir)
+		return nil
+	}
+	err = setupGCP(ctx, cfg, st, func(created bool, what string) {
+		verb := "found  "
+		if created {
+			verb = "created"
+		}
+		fmt.Fprintf(stdout, "%s %s\n", verb, what)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "gcp profile ready")
 	return nil
 }

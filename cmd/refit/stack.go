@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cloud.google.com/go/storage"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,9 @@ type stack struct {
 	// no notifications of its own).
 	watch  func(ctx context.Context, notify func(blob.Object)) error
 	closes []func() error
+	// gcp profile only: for setup.
+	gcs    *storage.Client
+	pubsub *bus.PubSub
 }
 
 func (s *stack) Close() error {

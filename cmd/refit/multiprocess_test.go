@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/refit-ml/refit/internal/blob/gcs"
+	"github.com/refit-ml/refit/internal/testenv"
+)
+
+// proc is one refit OS process.
+type proc struct {
+	target string
+	cmd    *exec.Cmd
+	url    string
+	out    *syncBuffer
+}
+
+type cluster struct {
+	t     *testing.T
+	bin   string
+	env   []string
+	mu    sync.Mutex
+	procs []*proc
+}
+
+func buildRefit(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "refit")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Run())
+	return bin
+}
+
+func (c *cluster) start(target string) *proc {
+	c.t.Helper()
+	p := &proc{target: target, out: &syncBuffer{}}
+	p.cmd = exec.Command(c.bin, "serve", "--target="+target)
+	p.cmd.Env = c.env
+	stdout, err := p.cmd.StdoutPipe()
+	require.NoError(c.t, err)
+	p.cmd.Stderr = p.out
+	require.NoError(c.t, p.cmd.Start())
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+	}()
+	select {
+	case p.url = <-urls:
+	case <-time.After(60 * time.Second):
+		c.t.Fatalf("%s did not start:\n%s", target, p.out.String())
+	}
+	c.mu.Lock()
+	c.procs = append(c.procs, p)
+	c.mu.Unlock()
+	return p
+}
+
+func (c *cluster) kill(p *proc) {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+}
+
+func (c *cluster) stopAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.procs {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, p := range c.procs {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Wait()
+		}
+	}
+}
+
+func getJSONFrom(t *testing.T, url string, v any) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	return json.NewDecoder(resp.Body).Decode(v) == nil
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool, logs func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s\n%s", what, logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// summary is the part of the final state that must not depend on the
+// profile, the process layout or crashes.
+type summary struct {
+	Versions []string
+	Runs     []string
+	Champion string
+}
+
+func summarize(t *testing.T, base string) summary {
+	var ds struct {
+		Versions []struct {
+			Number, Rows, TrainRows, TestRows int
+		} `json:"versions"`
+		Champion *struct {
+			Spec    string `json:"spec"`
+			Version int    `json:"version"`
+		} `json:"champion"`
+	}
+	require.True(t, getJSONFrom(t, base+"/v1/datasets/housing", &ds))
+	var runs struct {
+		Runs []struct {
+			Spec    string `json:"spec"`
+			Version int    `json:"version"`
+			Metrics struct{ RMSE float64 }
+		} `json:"runs"`
+	}
+	require.True(t, getJSONFrom(t, base+"/v1/datasets/housing/runs", &runs))
+	var s summary
+	for _, v := range ds.Versions {
+		s.Versions = append(s.Versions, fmt.Sprintf("v%d rows=%d", v.Number, v.Rows))
+	}
+	for _, r := range runs.Runs {
+		s.Runs = append(s.Runs, fmt.Sprintf("v%d %s rmse=%.4f", r.Version, r.Spec, r.Metrics.RMSE))
+	}
+	slices.Sort(s.Runs)
+	if ds.Champion != nil {
+		s.Champion = fmt.Sprintf("%s v%d", ds.Champion.Spec, ds.Champion.Version)
+	}
+	return s
+}
+
+var uploads = []struct {
+	name string
+	seed int64
+	rows int
+}{{"f1.csv", 21, 1200}, {"f2.csv", 22, 900}, {"f3.csv", 23, 700}}
+
+// TestMultiProcessOnEmulators runs every worker as its own OS process on
+// the Pub/Sub emulator, fake-gcs-server and FerretDB, kills a trainer and
+// a versioner mid-run, and checks the final state against the embedded
+// profile fed the same files.
+func TestMultiProcessOnEmulators(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test: not in -short")
+	}
+	emulator := testenv.StartPubSubEmulator(t)
+	t.Setenv("PUBSUB_EMULATOR_HOST", emulator) // fake-gcs-server publishes notifications there
+	mongoURI := testenv.StartFerretDB(t)
+	gcsSrv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Port: 0, Writer: io.Discard})
+	require.NoError(t, err)
+	t.Cleanup(gcsSrv.Stop)
+	bin := buildRefit(t)
+
+	const project, bucket = "refit-test", "refit-bucket"
+	env := append(os.Environ(),
+		"REFIT_PROFILE=gcp", "REFIT_GCP_PROJECT="+project, "REFIT_BUCKET="+bucket,
+		"REFIT_MONGODB_URI="+mongoURI, "PUBSUB_EMULATOR_HOST="+emulator, "STORAGE_EMULATOR_HOST="+gcsSrv.URL(),
+		"REFIT_HTTP_ADDR=127.0.0.1:0", "REFIT_RECONCILE_INTERVAL=3s", "REFIT_MODEL_REFRESH=2s", "REFIT_LOG_LEVEL=info")
+	c := &cluster{t: t, bin: bin, env: env}
+	t.Cleanup(c.stopAll)
+	logs := func() string {
+		var b strings.Builder
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, p := range c.procs {
+			fmt.Fprintf(&b, "---- %s\n%s", p.target, tailLines(p.out.String(), 30))
+		}
+		return b.String()
+	}
+
+	// setup: creates everything, then finds everything.
+	setup := func() string {
+		cmd := exec.Command(bin, "setup")
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		return string(out)
+	}
+	first := setup()
+	require.Contains(t, first, "created projects/"+project+"/topics/refit.rows.staged")
+	require.Contains(t, first, "created notification gs://"+bucket+"/incoming/*")
+	require.Contains(t, first, "created mongodb collection versions")
+	second := setup()
+	require.NotContains(t, second, "created")
+	require.Contains(t, second, "found   projects/"+project+"/subscriptions/")
+
+	// A raw subscriber on the dead-letter topic, as an operator would have.
+	ctx := context.Background()
+	psClient, err := pubsub.NewClient(ctx, project, option.WithEndpoint(emulator), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	require.NoError(t, err)
+	t.Cleanup(func() { psClient.Close() })
+	_, err = psClient.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name:  "projects/" + project + "/subscriptions/test-dead-letters",
+		Topic: "projects/" + project + "/topics/refit.dead-letter",
+	})
+	require.NoError(t, err)
+
+	gateways := []*proc{c.start("gateway"), c.start("gateway")}
+	c.start("preprocess")
+	versioners := []*proc{c.start("version"), c.start("version")}
+	trainers := []*proc{c.start("train"), c.start("train")}
+	c.start("promote")
+	base := gateways[0].url
+
+	storageClient, err := gcs.NewClient(ctx, gcsSrv.URL())
+	require.NoError(t, err)
+	put := func(name string, content []byte) {
+		w := storageClient.Bucket(bucket).Object(name).NewWriter(ctx)
+		w.ContentType = "text/csv"
+		_, err := w.Write(content)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+	}
+	put("incoming/housing/"+uploads[0].name, generate(t, uploads[0].seed, uploads[0].rows))
+	waitFor(t, "version 1", 90*time.Second, func() bool { return len(summarize(t, base).Versions) >= 1 }, logs)
+
+	// Crash a trainer and a versioner while work is in flight, then bring them back.
+	put("incoming/housing/"+uploads[1].name, generate(t, uploads[1].seed, uploads[1].rows))
+	c.kill(trainers[0])
+	c.kill(versioners[0])
+	put("incoming/housing/"+uploads[2].name, generate(t, uploads[2].seed, uploads[2].rows))
+	time.Sleep(500 * time.Millisecond)
+	c.start("train")
+	c.start("version")
+
+	// Noise that must change nothing: an object outside incoming/, and a
+	// file for a dataset nobody defined (dead-lettered with its reason).
+	put("models/housing/not-an-upload.json", []byte("{}"))
+	put("incoming/boats/b.csv", []byte("length,price\n10,1000\n"))
+
+	waitFor(t, "3 versions, 6 runs, a champion on both gateways", 180*time.Second, func() bool {
+		s := summarize(t, base)
+		if len(s.Versions) != 3 || len(s.Runs) != 6 || s.Champion == "" {
+			return false
+		}
+		var a, b struct{ Model struct{ ID string } }
+		return getJSONFrom(t, gateways[0].url+"/v1/models/housing", &a) && getJSONFrom(t, gateways[1].url+"/v1/models/housing", &b) &&
+			a.Model.ID != "" && a.Model.ID == b.Model.ID && latestIsChampion(t, base, a.Model.ID) && decided(t, base) == 6
+	}, logs)
+	got := summarize(t, base)
+
+	// The dead letter names its reason.
+	dlCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	var reason string
+	_ = psClient.Subscriber("test-dead-letters").Receive(dlCtx, func(_ context.Context, m *pubsub.Message) {
+		m.Ack()
+		reason = m.Attributes["reason_poisoned"]
+		cancel()
+	})
+	cancel()
+	require.Contains(t, reason, `unknown dataset "boats"`)
+
+	// Three more deliveries of the first upload's notification change nothing.
+	topic := psClient.Publisher("refit-objects")
+	attrs := map[string]string{"eventType": "OBJECT_FINALIZE", "bucketId": bucket, "objectId": "incoming/housing/" + uploads[0].name,
+		"payloadFormat": "JSON_API_V1"}
+	obj, err := storageClient.Bucket(bucket).Object("incoming/housing/" + uploads[0].name).Attrs(ctx)
+	require.NoError(t, err)
+	attrs["objectGeneration"] = fmt.Sprint(obj.Generation)
+	payload, _ := json.Marshal(map[string]string{"bucket": bucket, "name": obj.Name, "generation": fmt.Sprint(obj.Generation), "size": fmt.Sprint(obj.Size)})
+	for range 3 {
+		_, err := topic.Publish(ctx, &pubsub.Message{Data: payload, Attributes: attrs}).Get(ctx)
+		require.NoError(t, err)
+	}
+	topic.Stop()
+	time.Sleep(3 * time.Second)
+	require.Equal(t, got, summarize(t, base))
+
+	// The same files through the embedded profile in one process.
+	p := startProgram(t, t.TempDir())
+	for _, u := range uploads {
+		code, body := p.do("POST", "/v1/datasets/housing/uploads?name="+u.name, "text/csv", generate(t, u.seed, u.rows))
+		require.Equal(t, http.StatusCreated, code, string(body))
+		want := 0
+		for _, w := range uploads {
+			want += w.rows
+			if w.name == u.name {
+				break
+			}
+		}
+		p.eventually("staged "+u.name, func() bool { return p.dataset().Rows.Accepted == want })
+	}
+	p.eventually("embedded converged", func() bool {
+		s := summarize(t, p.base)
+		return len(s.Runs) == 6 && s.Champion != ""
+	})
+	require.Equal(t, summarize(t, p.base), got)
+}
+
+func decided(t *testing.T, base string) int {
+	var h struct {
+		Decisions []json.RawMessage `json:"decisions"`
+	}
+	if !getJSONFrom(t, base+"/v1/datasets/housing/promotions", &h) {
+		return -1
+	}
+	return len(h.Decisions)
+}
+
+// latestIsChampion is true when model id is the latest promotion's.
+func latestIsChampion(t *testing.T, base, id string) bool {
+	var h struct {
+		Promotions []struct {
+			RunID string `json:"run_id"`
+		} `json:"promotions"`
+	}
+	if !getJSONFrom(t, base+"/v1/datasets/housing/promotions", &h) || len(h.Promotions) == 0 {
+		return false
+	}
+	return h.Promotions[len(h.Promotions)-1].RunID == id
+}
+
+var lineBreak = regexp.MustCompile("\n")
+
+func tailLines(s string, n int) string {
+	lines := lineBreak.Split(strings.TrimRight(s, "\n"), -1)
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
