@@ -29,6 +29,57 @@ func serverURL(getenv func(string) string, flagValue string) string {
 	return "http://localhost:8080"
 }
 
+// apiClient calls the gateway's HTTP API. It sends REFIT_ADMIN_TOKEN, when
+// set, as a bearer token: admin calls need it, others ignore it.
+type apiClient struct {
+	base, token string
+}
+
+func newAPIClient(getenv func(string) string, serverFlag string) *apiClient {
+	return &apiClient{base: serverURL(getenv, serverFlag), token: strings.TrimSpace(getenv("REFIT_ADMIN_TOKEN"))}
+}
+
+// request sends one request; the caller closes the response body.
+func (c *apiClient) request(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return http.DefaultClient.Do(req)
+}
+
+// call sends in (when not nil) as JSON and decodes a want-status answer
+// into out.
+func (c *apiClient) call(ctx context.Context, method, path string, in any, want int, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	resp, err := c.request(ctx, method, path, "application/json", body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		return apiError(resp)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (c *apiClient) get(ctx context.Context, path string, out any) error {
+	return c.call(ctx, http.MethodGet, path, nil, http.StatusOK, out)
+}
+
 // apiError reads the gateway's error body.
 func apiError(resp *http.Response) error {
 	var body struct {
@@ -63,9 +114,9 @@ func uploadCmd(ctx context.Context, args []string, getenv func(string) string, s
 		fs.Usage()
 		return &usageError{"upload needs --dataset and at least one FILE"}
 	}
-	base := serverURL(getenv, *server)
+	c := newAPIClient(getenv, *server)
 	for _, f := range files {
-		obj, err := uploadFile(ctx, base, *ds, f)
+		obj, err := uploadFile(ctx, c, *ds, f)
 		if err != nil {
 			return fmt.Errorf("upload %s: %w", f, err)
 		}
@@ -74,19 +125,14 @@ func uploadCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-func uploadFile(ctx context.Context, base, ds, path string) (string, error) {
+func uploadFile(ctx context.Context, c *apiClient, ds, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	u := fmt.Sprintf("%s/v1/datasets/%s/uploads?name=%s", base, url.PathEscape(ds), url.QueryEscape(filepath.Base(path)))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, f)
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "text/csv")
-	resp, err := http.DefaultClient.Do(req)
+	u := fmt.Sprintf("/v1/datasets/%s/uploads?name=%s", url.PathEscape(ds), url.QueryEscape(filepath.Base(path)))
+	resp, err := c.request(ctx, http.MethodPost, u, "text/csv", f)
 	if err != nil {
 		return "", err
 	}
@@ -144,18 +190,18 @@ func statusCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	base := serverURL(getenv, *server)
+	c := newAPIClient(getenv, *server)
 	names := pos
 	if len(names) == 0 {
 		var list struct{ Datasets []string }
-		if err := getJSON(ctx, base+"/v1/datasets", &list); err != nil {
+		if err := c.get(ctx, "/v1/datasets", &list); err != nil {
 			return err
 		}
 		names = list.Datasets
 	}
 	for _, name := range names {
 		var raw json.RawMessage
-		if err := getJSON(ctx, base+"/v1/datasets/"+url.PathEscape(name), &raw); err != nil {
+		if err := c.get(ctx, "/v1/datasets/"+url.PathEscape(name), &raw); err != nil {
 			return err
 		}
 		if *asJSON {
@@ -188,22 +234,6 @@ func printStatus(w io.Writer, v statusView) {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%.12s\t%s\n", ver.Number, ver.Rows, ver.NewRows, ver.Hash, ver.CreatedAt.Format(time.RFC3339))
 	}
 	tw.Flush()
-}
-
-func getJSON(ctx context.Context, u string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return apiError(resp)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 const genHelp = `refit gen writes a generated CSV with a known ground truth.

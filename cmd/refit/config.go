@@ -33,6 +33,7 @@ type Config struct {
 	WatchInterval     time.Duration
 	LogLevel          slog.Level
 	LogFormat         string
+	Access            Access // tokens and webhooks (access.go)
 
 	// gcp profile
 	GCPProject     string
@@ -92,6 +93,9 @@ func loadConfig(getenv func(string) string, profileFlag, targetFlag string) (Con
 		return c, &settingError{"REFIT_LOG_LEVEL", "want debug, info, warn or error"}
 	}
 	if c.Targets, err = parseTargets(firstSet(targetFlag, env("REFIT_TARGET", "all"))); err != nil {
+		return c, err
+	}
+	if c.Access, err = loadAccess(getenv); err != nil {
 		return c, err
 	}
 	return c, c.validate()

@@ -53,6 +53,12 @@ var listening = regexp.MustCompile(`refit listening on (http://\S+)`)
 
 func startProgram(t *testing.T, dataDir string, args ...string) *program {
 	t.Helper()
+	return startProgramEnv(t, dataDir, nil, args...)
+}
+
+// startProgramEnv starts refit with extra settings.
+func startProgramEnv(t *testing.T, dataDir string, extra map[string]string, args ...string) *program {
+	t.Helper()
 	env := map[string]string{
 		"REFIT_DATA_DIR":           dataDir,
 		"REFIT_HTTP_ADDR":          "127.0.0.1:0",
@@ -60,6 +66,9 @@ func startProgram(t *testing.T, dataDir string, args ...string) *program {
 		"REFIT_WATCH_INTERVAL":     "50ms",
 		"REFIT_MODEL_REFRESH":      "1s",
 		"REFIT_LOG_LEVEL":          "warn",
+	}
+	for k, v := range extra {
+		env[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
@@ -102,10 +111,19 @@ func (p *program) stop() {
 
 func (p *program) do(method, path, contentType string, body []byte) (int, []byte) {
 	p.t.Helper()
+	return p.doAs("", method, path, contentType, body)
+}
+
+// doAs sends the request with a bearer token (none when empty).
+func (p *program) doAs(token, method, path, contentType string, body []byte) (int, []byte) {
+	p.t.Helper()
 	req, err := http.NewRequest(method, p.base+path, bytes.NewReader(body))
 	require.NoError(p.t, err)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(p.t, err)

@@ -17,9 +17,17 @@ Usage:
   refit setup                        create topics, subscriptions, bucket notification, indexes (gcp profile)
   refit upload FILE... --dataset D   upload CSV files through the gateway
   refit status [DATASET] [--json]    what the pipeline has done
+  refit runs DATASET [--json]        training runs, their scores and decisions
+  refit versions DATASET [--json]    dataset versions
+  refit promotions DATASET [--json]  promotion history and runs awaiting approval
+  refit promote RUN_ID [--dataset D] make a run the champion (admin)
+  refit rollback DATASET             return to the previous champion (admin)
+  refit reproduce RUN_ID             retrain a run and compare checksums (admin)
+  refit watch [--dataset D]          print each promotion as it happens
   refit gen housing --rows N         write a generated housing CSV with a known ground truth
 
 Settings come from the environment (REFIT_PROFILE, REFIT_DATA_DIR, REFIT_HTTP_ADDR, ...);
+client commands use REFIT_SERVER and send REFIT_ADMIN_TOKEN when it is set;
 see README.md. Run 'refit COMMAND --help' for a command's flags and an example.
 `
 
@@ -57,12 +65,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return statusCmd(ctx, rest, getenv, stdout, stderr)
 	case "gen":
 		return genCmd(ctx, rest, stdout, stderr)
+	case "runs", "versions", "promotions", "promote", "rollback", "reproduce", "watch":
+		err := registryCommands()[cmd](ctx, rest, getenv, stdout, stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
 		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+}
+
+type command func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+
+// registryCommands read and change the model registry through the API.
+func registryCommands() map[string]command {
+	return map[string]command{
+		"runs": runsCmd, "versions": versionsCmd, "promotions": promotionsCmd,
+		"promote": promoteCmd, "rollback": rollbackCmd, "reproduce": reproduceCmd, "watch": watchCmd,
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/schemas"
+	"github.com/refit-ml/refit/webhook"
 	"github.com/refit-ml/refit/workers/preprocess"
 	"github.com/refit-ml/refit/workers/promote"
 	"github.com/refit-ml/refit/workers/train"
@@ -162,6 +163,16 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 			return err
 		}
 		reconcilers = append(reconcilers, reconciler{"promote", w.Reconcile})
+		if len(cfg.Access.Webhooks) > 0 {
+			// A group of its own: one replica delivers each promotion.
+			d, err := webhook.NewDispatcher(webhook.Config{URLs: cfg.Access.Webhooks, Secret: cfg.Access.WebhookSecret, Log: reg, Logger: logger})
+			if err != nil {
+				return err
+			}
+			if err := add("webhooks", events.TopicModelPromoted, "webhooks", bus.Handle(d.HandlePromoted)); err != nil {
+				return err
+			}
+		}
 	}
 	workers := len(reconcilers) > 0
 	if workers {
@@ -176,6 +187,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	ready := func() bool { return started.Load() }
 	var handler http.Handler
 	var models *gateway.Models
+	hub := gateway.NewHub() // GET /v1/events
 	if cfg.has("gateway") {
 		models = gateway.NewModels(catalog, st.bucket, reg, logger, metrics)
 		// Each gateway replica hears every promotion: a group of its own.
@@ -183,9 +195,18 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		if err := add("gateway.promoted."+group, events.TopicModelPromoted, group, bus.Handle(models.HandlePromoted)); err != nil {
 			return err
 		}
-		srv, err := gateway.NewServer(gateway.Config{NotifyUploads: st.watch != nil}, gateway.Deps{
+		if err := add("gateway.stream.promoted."+group, events.TopicModelPromoted, group+"-events", bus.Handle(hub.HandlePromoted)); err != nil {
+			return err
+		}
+		if err := add("gateway.stream.versioned."+group, events.TopicDatasetVersioned, group+"-events", bus.Handle(hub.HandleVersioned)); err != nil {
+			return err
+		}
+		srv, err := gateway.NewServer(gateway.Config{NotifyUploads: st.watch != nil, AdminToken: cfg.Access.AdminToken,
+			ProtectPredict: cfg.Access.ProtectPredict, ProtectCorrections: cfg.Access.ProtectCorrections}, gateway.Deps{
 			Datasets: catalog, Registry: reg, Bucket: st.bucket, Publisher: pub("gateway"), Models: models,
-			Logger: logger, Metrics: metrics, Ready: ready,
+			Logger: logger, Metrics: metrics, Ready: ready, Events: hub,
+			// Manual promotions are announced like automatic ones.
+			Promoter: promote.NewManual(reg, pub("promote"), logger),
 		})
 		if err != nil {
 			return err
@@ -200,6 +221,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		return fmt.Errorf("REFIT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
 	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	httpServer.RegisterOnShutdown(hub.Close) // event streams end, so Shutdown does not wait on them
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return router.Run(ctx) })

@@ -1,0 +1,404 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// The registry commands read and change the model registry through the
+// gateway's API, like any other client would.
+
+type metricsView struct {
+	Rows int     `json:"rows"`
+	RMSE float64 `json:"rmse"`
+	MAE  float64 `json:"mae"`
+	R2   float64 `json:"r2"`
+}
+
+type runView struct {
+	ID          string      `json:"id"`
+	Dataset     string      `json:"dataset"`
+	Spec        string      `json:"spec"`
+	Version     int         `json:"version"`
+	TrainRows   int         `json:"train_rows"`
+	Metrics     metricsView `json:"metrics"`
+	Checksum    string      `json:"checksum"`
+	DurationMS  float64     `json:"duration_ms"`
+	CodeVersion string      `json:"code_version"`
+	CreatedAt   time.Time   `json:"created_at"`
+}
+
+type promotionView struct {
+	Sequence      int64       `json:"sequence"`
+	RunID         string      `json:"run_id"`
+	Spec          string      `json:"spec"`
+	Version       int         `json:"version"`
+	Metrics       metricsView `json:"metrics"`
+	PreviousRunID string      `json:"previous_run_id"`
+	Actor         string      `json:"actor"`
+	Reason        string      `json:"reason"`
+	PromotedAt    time.Time   `json:"promoted_at"`
+}
+
+type decisionView struct {
+	RunID     string    `json:"run_id"`
+	Status    string    `json:"status"`
+	Reason    string    `json:"reason"`
+	DecidedAt time.Time `json:"decided_at"`
+}
+
+type historyView struct {
+	Promotions []promotionView `json:"promotions"`
+	Decisions  []decisionView  `json:"decisions"`
+}
+
+// commonFlags are the flags every registry command takes.
+type commonFlags struct {
+	server *string
+	asJSON *bool
+}
+
+func newCommonFlags(fs *flag.FlagSet) commonFlags {
+	return commonFlags{
+		server: fs.String("server", "", "gateway URL (env REFIT_SERVER, default http://localhost:8080)"),
+		asJSON: fs.Bool("json", false, "print JSON instead of a table"),
+	}
+}
+
+// parseArgs parses flags and wants exactly n positional arguments.
+func parseArgs(fs *flag.FlagSet, args []string, n int, what string) ([]string, error) {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != n {
+		fs.Usage()
+		return nil, &usageError{fmt.Sprintf("%s: want %s", fs.Name(), what)}
+	}
+	return pos, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+// ago says how long ago t was, as a person would.
+func ago(t, now time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case t.IsZero():
+		return "-"
+	case d < 0:
+		return t.Format("2006-01-02 15:04")
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h ago", int(d.Hours()))
+	case d < 30*24*time.Hour:
+		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	default:
+		return t.Format("2006-01-02")
+	}
+}
+
+func short(id string) string {
+	if id == "" {
+		return "-"
+	}
+	return id
+}
+
+const runsHelp = `refit runs lists a dataset's training runs, oldest first.
+
+Example:
+  refit runs housing
+  refit runs housing --spec linear-onehot --version 3 --json`
+
+func runsCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("runs", runsHelp, stderr)
+	cf := newCommonFlags(fs)
+	spec := fs.String("spec", "", "only runs of this spec")
+	version := fs.Int("version", 0, "only runs on this dataset version")
+	last := fs.Int("last", 0, "only the newest N runs (0: all)")
+	pos, err := parseArgs(fs, args, 1, "DATASET")
+	if err != nil {
+		return err
+	}
+	c := newAPIClient(getenv, *cf.server)
+	ds := pos[0]
+	q := url.Values{"limit": {"1000"}}
+	if *spec != "" {
+		q.Set("spec", *spec)
+	}
+	if *version > 0 {
+		q.Set("version", strconv.Itoa(*version))
+	}
+	var runs []runView
+	for {
+		var page struct {
+			Runs []runView `json:"runs"`
+			Next string    `json:"next_page_token"`
+		}
+		if err := c.get(ctx, "/v1/datasets/"+url.PathEscape(ds)+"/runs?"+q.Encode(), &page); err != nil {
+			return err
+		}
+		runs = append(runs, page.Runs...)
+		if page.Next == "" {
+			break
+		}
+		q.Set("page_token", page.Next)
+	}
+	if *last > 0 && len(runs) > *last {
+		runs = runs[len(runs)-*last:]
+	}
+	if *cf.asJSON {
+		return printJSON(stdout, map[string]any{"runs": runs})
+	}
+	var h historyView
+	if err := c.get(ctx, "/v1/datasets/"+url.PathEscape(ds)+"/promotions", &h); err != nil {
+		return err
+	}
+	status := map[string]string{}
+	for _, d := range h.Decisions {
+		status[d.RunID] = strings.ReplaceAll(d.Status, "_", " ")
+	}
+	champion := ""
+	if n := len(h.Promotions); n > 0 {
+		champion = h.Promotions[n-1].RunID
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tSPEC\tVERSION\tRMSE\tMAE\tR2\tTRAIN ROWS\tTOOK\tCREATED\tDECISION")
+	for _, r := range runs {
+		decision := status[r.ID]
+		if decision == "" {
+			decision = "pending"
+		}
+		if r.ID == champion {
+			decision = "champion"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.4f\t%d\t%s\t%s\t%s\n", r.ID, r.Spec, r.Version, r.Metrics.RMSE, r.Metrics.MAE, r.Metrics.R2,
+			r.TrainRows, time.Duration(r.DurationMS*float64(time.Millisecond)).Round(time.Millisecond), ago(r.CreatedAt, now), decision)
+	}
+	return tw.Flush()
+}
+
+const versionsHelp = `refit versions lists a dataset's versions.
+
+Example:
+  refit versions housing
+  refit versions housing --json`
+
+func versionsCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("versions", versionsHelp, stderr)
+	cf := newCommonFlags(fs)
+	pos, err := parseArgs(fs, args, 1, "DATASET")
+	if err != nil {
+		return err
+	}
+	var st struct {
+		Versions []struct {
+			Number    int       `json:"number"`
+			Rows      int       `json:"rows"`
+			NewRows   int       `json:"new_rows"`
+			TrainRows int       `json:"train_rows"`
+			TestRows  int       `json:"test_rows"`
+			Hash      string    `json:"hash"`
+			Sources   int       `json:"sources"`
+			CreatedAt time.Time `json:"created_at"`
+		} `json:"versions"`
+	}
+	if err := newAPIClient(getenv, *cf.server).get(ctx, "/v1/datasets/"+url.PathEscape(pos[0]), &st); err != nil {
+		return err
+	}
+	if *cf.asJSON {
+		return printJSON(stdout, map[string]any{"versions": st.Versions})
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tROWS\tNEW\tTRAIN\tTEST\tSOURCES\tHASH\tCREATED")
+	for _, v := range st.Versions {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%.12s\t%s\n", v.Number, v.Rows, v.NewRows, v.TrainRows, v.TestRows, v.Sources, v.Hash, ago(v.CreatedAt, now))
+	}
+	return tw.Flush()
+}
+
+const promotionsHelp = `refit promotions shows a dataset's promotion history, newest last, and
+the runs awaiting approval.
+
+Example:
+  refit promotions housing
+  refit promotions housing --json | jq '.decisions[] | select(.status == "awaiting_approval")'`
+
+func promotionsCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("promotions", promotionsHelp, stderr)
+	cf := newCommonFlags(fs)
+	pos, err := parseArgs(fs, args, 1, "DATASET")
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := newAPIClient(getenv, *cf.server).get(ctx, "/v1/datasets/"+url.PathEscape(pos[0])+"/promotions", &raw); err != nil {
+		return err
+	}
+	if *cf.asJSON {
+		var buf bytes.Buffer
+		_ = json.Indent(&buf, raw, "", "  ")
+		_, err := fmt.Fprintln(stdout, buf.String())
+		return err
+	}
+	var h historyView
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return err
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tRUN\tSPEC\tVERSION\tRMSE\tPREVIOUS\tACTOR\tWHEN\tREASON")
+	promoted := map[string]bool{}
+	for _, p := range h.Promotions {
+		promoted[p.RunID] = true
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%s\n", p.Sequence, p.RunID, p.Spec, p.Version, p.Metrics.RMSE,
+			short(p.PreviousRunID), p.Actor, ago(p.PromotedAt, now), p.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, d := range h.Decisions {
+		if d.Status == "awaiting_approval" && !promoted[d.RunID] {
+			fmt.Fprintf(stdout, "awaiting approval: run %s (%s): %s\n  approve with: refit promote %s --dataset %s\n", d.RunID, ago(d.DecidedAt, now), d.Reason, d.RunID, pos[0])
+		}
+	}
+	return nil
+}
+
+const promoteHelp = `refit promote makes a run the champion of its dataset, by hand (e.g. a run
+awaiting approval). Needs REFIT_ADMIN_TOKEN when the gateway has one.
+
+Example:
+  refit promote 3f2a9c0d11e4b7a8
+  refit promote 3f2a9c0d11e4b7a8 --dataset housing --reason "approved after review"`
+
+func promoteCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("promote", promoteHelp, stderr)
+	cf := newCommonFlags(fs)
+	ds := fs.String("dataset", "", "the run's dataset (default: looked up)")
+	reason := fs.String("reason", "", "why (recorded in the history)")
+	actor := fs.String("actor", "", "who (default $USER, else admin)")
+	pos, err := parseArgs(fs, args, 1, "RUN_ID")
+	if err != nil {
+		return err
+	}
+	c := newAPIClient(getenv, *cf.server)
+	if *ds == "" {
+		var run runView
+		if err := c.get(ctx, "/v1/runs/"+url.PathEscape(pos[0]), &run); err != nil {
+			return err
+		}
+		*ds = run.Dataset
+	}
+	body := map[string]any{"run_id": pos[0], "actor": firstSet(*actor, getenv("USER")), "reason": *reason}
+	return postPromotion(ctx, c, *ds, body, *cf.asJSON, stdout)
+}
+
+const rollbackHelp = `refit rollback makes the previous champion of a dataset the champion
+again (the latest promotion's previous run); a second rollback undoes it.
+Needs REFIT_ADMIN_TOKEN when the gateway has one.
+
+Example:
+  refit rollback housing --reason "complaints about prices in Kent"`
+
+func rollbackCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rollback", rollbackHelp, stderr)
+	cf := newCommonFlags(fs)
+	reason := fs.String("reason", "", "why (recorded in the history)")
+	actor := fs.String("actor", "", "who (default $USER, else admin)")
+	pos, err := parseArgs(fs, args, 1, "DATASET")
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"rollback": true, "actor": firstSet(*actor, getenv("USER")), "reason": *reason}
+	return postPromotion(ctx, newAPIClient(getenv, *cf.server), pos[0], body, *cf.asJSON, stdout)
+}
+
+func postPromotion(ctx context.Context, c *apiClient, ds string, body map[string]any, asJSON bool, stdout io.Writer) error {
+	for k, v := range body {
+		if v == "" {
+			delete(body, k)
+		}
+	}
+	var p promotionView
+	if err := c.call(ctx, http.MethodPost, "/v1/datasets/"+url.PathEscape(ds)+"/promotions", body, http.StatusCreated, &p); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(stdout, p)
+	}
+	_, err := fmt.Fprintf(stdout, "promotion #%d of %s: run %s (%s, version %d) replaces %s, by %s: %s\n",
+		p.Sequence, ds, p.RunID, p.Spec, p.Version, short(p.PreviousRunID), p.Actor, p.Reason)
+	return err
+}
+
+const reproduceHelp = `refit reproduce retrains a run from its recorded dataset version and spec
+and checks that the model comes out byte for byte the same. Needs
+REFIT_ADMIN_TOKEN when the gateway has one.
+
+Example:
+  refit reproduce 3f2a9c0d11e4b7a8`
+
+func reproduceCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("reproduce", reproduceHelp, stderr)
+	cf := newCommonFlags(fs)
+	pos, err := parseArgs(fs, args, 1, "RUN_ID")
+	if err != nil {
+		return err
+	}
+	var r struct {
+		RunID            string  `json:"run_id"`
+		Dataset          string  `json:"dataset"`
+		Spec             string  `json:"spec"`
+		Version          int     `json:"version"`
+		TrainRows        int     `json:"train_rows"`
+		RecordedChecksum string  `json:"recorded_checksum"`
+		Checksum         string  `json:"checksum"`
+		Identical        bool    `json:"identical"`
+		DurationMS       float64 `json:"duration_ms"`
+	}
+	c := newAPIClient(getenv, *cf.server)
+	if err := c.call(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(pos[0])+"/reproduce", nil, http.StatusOK, &r); err != nil {
+		return err
+	}
+	if *cf.asJSON {
+		if err := printJSON(stdout, r); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "run %s: refitted %s on %d train rows of %s version %d in %s\n", r.RunID, r.Spec, r.TrainRows, r.Dataset, r.Version,
+			time.Duration(r.DurationMS*float64(time.Millisecond)).Round(time.Millisecond))
+		fmt.Fprintf(stdout, "checksum %s\nrecorded %s\n", r.Checksum, r.RecordedChecksum)
+	}
+	if !r.Identical {
+		return errors.New("the retrained model differs from the recorded one")
+	}
+	if !*cf.asJSON {
+		fmt.Fprintln(stdout, "identical: the run is reproducible")
+	}
+	return nil
+}

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/refit-ml/refit/webhook"
+)
+
+const adminToken = "e2e-s3cret"
+
+// hookReceiver verifies each webhook delivery and keeps the events, once
+// per delivery ID.
+type hookReceiver struct {
+	mu       sync.Mutex
+	events   map[string]string // delivery ID -> event ID
+	rejected int
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id, body, err := webhook.VerifyRequest(r, "whsec-e2e", 5*time.Minute, time.Now())
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err != nil {
+		h.rejected++
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	var ce struct{ ID string }
+	_ = json.Unmarshal(body, &ce)
+	h.events[id] = ce.ID
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *hookReceiver) received() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var ids []string
+	for _, e := range h.events {
+		ids = append(ids, e)
+	}
+	return ids
+}
+
+// cli runs a client command against p, with or without the admin token.
+func (p *program) cli(token string, args ...string) (string, error) {
+	p.t.Helper()
+	env := map[string]string{"REFIT_SERVER": p.base, "REFIT_ADMIN_TOKEN": token, "USER": "e2e"}
+	var out, errOut syncBuffer
+	err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
+	return out.String() + errOut.String(), err
+}
+
+type served struct {
+	Model struct {
+		ID       string `json:"id"`
+		Sequence int64  `json:"sequence"`
+	} `json:"model"`
+}
+
+func (p *program) served() served {
+	var s served
+	p.getJSON("/v1/models/housing", &s)
+	return s
+}
+
+func TestRegistryThroughTheAPI(t *testing.T) {
+	hooks := &hookReceiver{events: map[string]string{}}
+	receiver := httptest.NewServer(hooks)
+	defer receiver.Close()
+	p := startProgramEnv(t, t.TempDir(), map[string]string{
+		"REFIT_ADMIN_TOKEN":    adminToken,
+		"REFIT_PREDICT_AUTH":   "token",
+		"REFIT_WEBHOOKS":       receiver.URL + "/hooks",
+		"REFIT_WEBHOOK_SECRET": "whsec-e2e",
+	})
+	require.NotContains(t, p.stderr.String(), adminToken, "the token is never logged")
+
+	// Uploads are admin calls.
+	first := generate(t, 21, 2000)
+	code, body := p.do("POST", "/v1/datasets/housing/uploads?name=first", "text/csv", first)
+	require.Equal(t, http.StatusUnauthorized, code, string(body))
+	require.Empty(t, p.dataset().Rows.Sources, "a refused upload stores nothing")
+	code, body = p.doAs(adminToken, "POST", "/v1/datasets/housing/uploads?name=first", "text/csv", first)
+	require.Equal(t, http.StatusCreated, code, string(body))
+	p.eventually("first promotion and both decisions", func() bool {
+		var h struct{ Decisions []json.RawMessage }
+		p.getJSON("/v1/datasets/housing/promotions", &h)
+		return p.dataset().Champion != nil && len(h.Decisions) == 2
+	})
+
+	// Subscribe before anything else is promoted.
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	var watchOut, watchErr syncBuffer
+	watchDone := make(chan error, 1)
+	go func() {
+		env := map[string]string{"REFIT_SERVER": p.base}
+		watchDone <- run(watchCtx, []string{"watch", "--dataset", "housing"}, func(k string) string { return env[k] }, &watchOut, &watchErr)
+	}()
+	defer func() {
+		stopWatch()
+		require.NoError(t, <-watchDone)
+	}()
+	p.eventually("watch subscribed", func() bool { return strings.Contains(watchErr.String(), "watching ") })
+
+	var runs struct {
+		Runs []struct {
+			ID   string `json:"id"`
+			Spec string `json:"spec"`
+			Rows int    `json:"train_rows"`
+		} `json:"runs"`
+	}
+	p.getJSON("/v1/datasets/housing/runs", &runs)
+	require.Len(t, runs.Runs, 2)
+	ids := map[string]string{}
+	for _, r := range runs.Runs {
+		ids[r.Spec] = r.ID
+	}
+	onehot, hashed := ids["linear-onehot"], ids["linear-hashed"]
+	require.Equal(t, onehot, p.served().Model.ID, "one-hot wins the automatic decision")
+
+	out, err := p.cli(adminToken, "runs", "housing")
+	require.NoError(t, err, out)
+	require.Regexp(t, `RUN\s+SPEC\s+VERSION\s+RMSE`, out)
+	require.Regexp(t, onehot+`\s+linear-onehot\s+1\s.*champion`, out)
+	require.Regexp(t, hashed+`\s+linear-hashed\s+1\s.*rejected`, out)
+	require.Contains(t, out, "just now")
+	out, err = p.cli("", "versions", "housing")
+	require.NoError(t, err, out)
+	require.Regexp(t, `VERSION\s+ROWS.*\n1\s+\d+`, out)
+
+	// Refused without the token: nothing moves.
+	code, body = p.do("POST", "/v1/datasets/housing/promotions", "application/json", []byte(`{"run_id":"`+hashed+`"}`))
+	require.Equal(t, http.StatusUnauthorized, code, string(body))
+	out, err = p.cli("", "promote", hashed)
+	require.ErrorContains(t, err, "401", out)
+	out, err = p.cli("wrong", "rollback", "housing")
+	require.ErrorContains(t, err, "invalid token", out)
+	require.Equal(t, int64(1), p.served().Model.Sequence)
+
+	// Promote by hand, then roll back: the gateway follows each at once.
+	out, err = p.cli(adminToken, "promote", hashed, "--reason", "try it")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "promotion #2 of housing: run "+hashed)
+	p.eventually("the gateway serves the promoted run", func() bool { return p.served().Model.ID == hashed })
+	out, err = p.cli(adminToken, "rollback", "housing")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "promotion #3 of housing: run "+onehot)
+	p.eventually("the gateway serves the previous champion", func() bool { return p.served().Model.Sequence == 3 })
+	require.Equal(t, onehot, p.served().Model.ID)
+	p.eventually("watch prints both", func() bool {
+		return strings.Contains(watchOut.String(), "housing promotion #2: model "+hashed) &&
+			strings.Contains(watchOut.String(), "housing promotion #3: model "+onehot)
+	})
+	require.NotContains(t, watchOut.String(), "promotion #1", "watch prints what happens from now on")
+
+	out, err = p.cli("", "promotions", "housing")
+	require.NoError(t, err, out)
+	require.Regexp(t, `(?m)^2\s+`+hashed+`\s+linear-hashed\s+1\s+\S+\s+`+onehot+`\s+e2e\s`, out)
+	require.Contains(t, out, "rollback by e2e")
+
+	// Predictions are behind the token here (REFIT_PREDICT_AUTH=token).
+	inst, _ := houses(t, generate(t, 22, 1))
+	req, _ := json.Marshal(map[string]any{"instances": inst})
+	code, _ = p.do("POST", "/v1/models/housing:predict", "application/json", req)
+	require.Equal(t, http.StatusUnauthorized, code)
+	code, body = p.doAs(adminToken, "POST", "/v1/models/housing:predict", "application/json", req)
+	require.Equal(t, http.StatusOK, code, string(body))
+	var pred predictions
+	require.NoError(t, json.Unmarshal(body, &pred))
+	require.Equal(t, onehot, pred.Model.ID)
+
+	// Lineage: rows per source add up to the version.
+	var lineage struct {
+		RunID   string `json:"run_id"`
+		Version int    `json:"version"`
+		Rows    int    `json:"rows"`
+		Chain   []struct {
+			Number int    `json:"number"`
+			Hash   string `json:"hash"`
+		} `json:"chain"`
+		Sources []struct {
+			Version    int    `json:"version"`
+			Bucket     string `json:"bucket"`
+			Object     string `json:"object"`
+			Generation int64  `json:"generation"`
+			Rows       int    `json:"rows"`
+		} `json:"sources"`
+	}
+	p.getJSON("/v1/runs/"+onehot+"/lineage", &lineage)
+	require.Equal(t, 1, lineage.Version)
+	require.Len(t, lineage.Chain, 1)
+	sum := 0
+	for _, s := range lineage.Sources {
+		sum += s.Rows
+		require.Equal(t, "incoming/housing/first.csv", s.Object)
+		require.NotZero(t, s.Generation)
+		require.NotEmpty(t, s.Bucket)
+	}
+	require.Equal(t, lineage.Rows, sum)
+	require.Equal(t, p.dataset().Versions[0].Rows, sum)
+
+	// What became of each upload.
+	type objectView struct {
+		Generations []struct {
+			Status       string `json:"status"`
+			Accepted     int    `json:"accepted"`
+			Quarantine   string `json:"quarantine"`
+			FirstVersion *int   `json:"first_version"`
+			Current      bool   `json:"current"`
+		} `json:"generations"`
+	}
+	var obj objectView
+	p.getJSON("/v1/datasets/housing/objects/first.csv", &obj)
+	require.Len(t, obj.Generations, 1)
+	require.Equal(t, "accepted", obj.Generations[0].Status)
+	require.True(t, obj.Generations[0].Current)
+	require.Equal(t, 1, *obj.Generations[0].FirstVersion)
+	code, body = p.doAs(adminToken, "POST", "/v1/datasets/housing/uploads?name=junk", "text/csv", []byte("price,bedrooms\nabc,3\n"))
+	require.Equal(t, http.StatusCreated, code, string(body))
+	p.eventually("the bad file is ingested", func() bool {
+		p.getJSON("/v1/datasets/housing/objects/incoming/housing/junk.csv", &obj)
+		return obj.Generations[0].Status != "pending"
+	})
+	require.Equal(t, "rejected", obj.Generations[0].Status)
+	require.NotEmpty(t, obj.Generations[0].Quarantine)
+	require.Nil(t, obj.Generations[0].FirstVersion)
+	code, _ = p.do("GET", "/v1/datasets/housing/objects/never.csv", "", nil)
+	require.Equal(t, http.StatusNotFound, code)
+
+	// The run can be retrained to the same bytes.
+	out, err = p.cli("", "reproduce", onehot)
+	require.ErrorContains(t, err, "401", out)
+	out, err = p.cli(adminToken, "reproduce", onehot)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "identical")
+
+	// Every promotion reached the webhook, signed, once per delivery.
+	p.eventually("three webhook deliveries", func() bool { return len(hooks.received()) == 3 })
+	require.ElementsMatch(t, []string{"housing/promotion/1", "housing/promotion/2", "housing/promotion/3"}, hooks.received())
+	require.Zero(t, hooks.rejected)
+	var log struct {
+		Deliveries []struct {
+			Kind    string `json:"kind"`
+			Outcome string `json:"outcome"`
+			URL     string `json:"url"`
+		} `json:"deliveries"`
+	}
+	code, body = p.do("GET", "/v1/webhooks/deliveries", "", nil)
+	require.Equal(t, http.StatusUnauthorized, code)
+	p.eventually("three delivered outcomes", func() bool {
+		code, body = p.doAs(adminToken, "GET", "/v1/webhooks/deliveries", "", nil)
+		require.Equal(t, http.StatusOK, code, string(body))
+		require.NoError(t, json.Unmarshal(body, &log))
+		n := 0
+		for _, d := range log.Deliveries {
+			if d.Kind == "outcome" && d.Outcome == "delivered" {
+				n++
+			}
+		}
+		return n == 3
+	})
+	require.Equal(t, receiver.URL+"/hooks", log.Deliveries[0].URL)
+	require.NotContains(t, p.stderr.String(), adminToken)
+	require.NotContains(t, p.stderr.String(), "whsec-e2e")
+}
+
+func TestAccessSettingsAreChecked(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"REFIT_PREDICT_AUTH": "token"}, "REFIT_PREDICT_AUTH: token needs REFIT_ADMIN_TOKEN"},
+		{map[string]string{"REFIT_CORRECTIONS_AUTH": "closed"}, "REFIT_CORRECTIONS_AUTH"},
+		{map[string]string{"REFIT_WEBHOOKS": "https://example.com/h"}, "REFIT_WEBHOOK_SECRET"},
+		{map[string]string{"REFIT_WEBHOOKS": "example.com/h?key=abc", "REFIT_WEBHOOK_SECRET": "s"}, "REFIT_WEBHOOKS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			var out, errOut syncBuffer
+			err := run(context.Background(), []string{"serve"}, func(k string) string { return tt.env[k] }, &out, &errOut)
+			require.ErrorContains(t, err, tt.want)
+			require.NotContains(t, err.Error(), "key=abc")
+		})
+	}
+}
+
+func TestAgo(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		at   time.Time
+		want string
+	}{
+		{now.Add(-10 * time.Second), "just now"},
+		{now.Add(-3*time.Minute - 20*time.Second), "3 min ago"},
+		{now.Add(-5 * time.Hour), "5 h ago"},
+		{now.Add(-72 * time.Hour), "3 days ago"},
+		{now.Add(-90 * 24 * time.Hour), "2026-08-25"},
+		{now.Add(time.Hour), "2026-11-23 13:00"},
+		{time.Time{}, "-"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, ago(tt.at, now), tt.at.String())
+	}
+}
