@@ -55,15 +55,13 @@ func (s *Server) correct(w http.ResponseWriter, r *http.Request, d *dataset.Defi
 		status, _ := toStatus(err)
 		return status, err
 	}
-	if req.Instance == nil {
-		return http.StatusBadRequest, badRequest("instance", "instance: required")
+	fields, err := s.correctionFields(d.Name, req)
+	if err != nil {
+		status, _ := toStatus(err)
+		return status, err
 	}
 	if req.Label == nil {
 		return http.StatusBadRequest, badRequest("label", "label: required (the right %s)", d.Target.Name)
-	}
-	fields, err := instanceValues(req.Instance)
-	if err != nil {
-		return http.StatusBadRequest, err
 	}
 	labels, err := instanceValues(map[string]any{d.Target.Name: req.Label})
 	if err != nil {

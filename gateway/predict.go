@@ -26,7 +26,9 @@ type modelInfo struct {
 
 type predictResponse struct {
 	Predictions []float64 `json:"predictions"`
-	Model       modelInfo `json:"model"`
+	// PredictionIDs name each prediction, for a correction (predictions.go).
+	PredictionIDs []string  `json:"prediction_ids"`
+	Model         modelInfo `json:"model"`
 }
 
 func infoOf(s *Serving) modelInfo {
@@ -90,6 +92,7 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, d *dataset.Defi
 		}
 		out.Predictions[i] = serving.Predictor.Predict(row)
 	}
+	out.PredictionIDs = s.keepPredictions(d.Name, req.Instances, out.Predictions)
 	writeJSON(w, http.StatusOK, out)
 	return http.StatusOK
 }

@@ -122,6 +122,7 @@ type Server struct {
 	ready    func() bool
 	promoter Promoter
 	hub      *Hub
+	preds    *predictionStore // instances by prediction ID, for corrections
 	metrics  *serverMetrics
 	mux      *http.ServeMux
 }
@@ -139,6 +140,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		cfg: cfg, datasets: deps.Datasets, reg: deps.Registry, bucket: deps.Bucket, pub: deps.Publisher,
 		models: deps.Models, log: deps.Logger.With("component", "gateway"), gatherer: deps.Metrics, ready: deps.Ready,
 		promoter: deps.Promoter, hub: deps.Events, metrics: newServerMetrics(deps.Metrics), mux: http.NewServeMux(),
+		preds: newPredictionStore(defaultPredictionCap, defaultPredictionTTL, nil),
 	}
 	if s.ready == nil {
 		s.ready = func() bool { return true }
