@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"time"
@@ -122,7 +123,8 @@ type Server struct {
 	ready    func() bool
 	promoter Promoter
 	hub      *Hub
-	preds    *predictionStore // instances by prediction ID, for corrections
+	preds    *predictionStore   // instances by prediction ID, for corrections
+	pages    *template.Template // the web console (console.go)
 	metrics  *serverMetrics
 	mux      *http.ServeMux
 }
@@ -193,6 +195,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/webhooks/deliveries", s.admin(api(s.handleDeliveries())))
 	s.mux.Handle("GET /v1/models/{name}", api(s.handleModelStatus()))
 	s.mux.Handle("POST /v1/models/{name}", predictAuth(api(s.handleModel())))
+	s.consoleRoutes()
 	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 	}))

@@ -1,0 +1,374 @@
+package gateway
+
+import (
+	"bytes"
+	"cmp"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/model"
+	"github.com/refit-ml/refit/internal/registry"
+)
+
+// The console is server-rendered html/template (which escapes everything a
+// user or a CSV supplied) plus a little vanilla JS; its assets are embedded
+// so the binary needs no CDN and works offline.
+//
+//go:embed console
+var consoleFiles embed.FS
+
+// consoleTemplates parses the pages once per server; a parse error is a
+// programming error caught by the tests.
+func consoleTemplates() *template.Template {
+	funcs := template.FuncMap{
+		"when": func(t time.Time) string {
+			if t.IsZero() {
+				return "—"
+			}
+			return t.UTC().Format("2006-01-02 15:04:05 UTC")
+		},
+		"num": func(f float64) string {
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return "—"
+			}
+			return strconv.FormatFloat(f, 'f', 2, 64)
+		},
+		"fnum": func(p *float64) string {
+			if p == nil {
+				return ""
+			}
+			return strconv.FormatFloat(*p, 'f', -1, 64)
+		},
+		"ingestStatus": ingestStatus,
+		"short": func(s string) string {
+			if len(s) > 12 {
+				return s[:12]
+			}
+			return s
+		},
+	}
+	return template.Must(template.New("console").Funcs(funcs).ParseFS(consoleFiles, "console/*.html"))
+}
+
+// consoleInput is one field of the predict form.
+type consoleInput struct {
+	Name, Type, Description string
+	Numeric, Optional       bool
+	Min, Max                *float64
+	Step                    string
+	Choices                 []string // datalist: the definition's choices or the champion's one-hot levels
+	Example                 string
+}
+
+type consolePage struct {
+	Title      string
+	Dataset    string
+	Datasets   []string
+	AdminToken bool // the admin token is configured: ask for it before admin calls
+	Active     string
+	Inputs     []consoleInput
+	Target     string
+	Champion   *registry.Promotion
+	Status     *DatasetStatus
+	Runs       []registry.Run
+	Decisions  map[string]registry.Decision
+	Promotions []registry.Promotion
+	Chart      *rmseChart
+	Corrected  int
+	Summaries  []datasetSummary
+}
+
+type datasetSummary struct {
+	Name, Description string
+	Champion          *registry.Promotion
+}
+
+func (s *Server) consoleRoutes() {
+	s.pages = consoleTemplates()
+	static, _ := fs.Sub(consoleFiles, "console/static")
+	s.mux.Handle("GET /static/console/", http.StripPrefix("/static/console/", http.FileServerFS(static)))
+	s.mux.Handle("GET /{$}", s.consolePage(s.consoleIndex))
+	s.mux.Handle("GET /console/{$}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The dataset picker without JS: /console/?dataset=D.
+		http.Redirect(w, r, "/console/"+url.PathEscape(r.URL.Query().Get("dataset")), http.StatusSeeOther)
+	}))
+	s.mux.Handle("GET /console/{dataset}", s.consolePage(s.consolePredict))
+	s.mux.Handle("GET /console/{dataset}/pipeline", s.consolePage(s.consolePipeline))
+	s.mux.Handle("GET /v1/datasets/{dataset}/ingests/{id}/quarantine", http.TimeoutHandler(s.handleQuarantine(), s.cfg.UploadTimeout, "quarantine timed out"))
+}
+
+// consolePage renders a page built by fill into a buffer first, so an error
+// becomes a clean error page rather than half a document.
+func (s *Server) consolePage(fill func(r *http.Request, p *consolePage) (string, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := &consolePage{Datasets: s.datasets.Names(), AdminToken: s.cfg.AdminToken != ""}
+		name, err := fill(r, p)
+		status := http.StatusOK
+		if err != nil {
+			var body errorBody
+			status, body = toStatus(err)
+			if status >= 500 {
+				s.log.Error("console page failed", "path", r.URL.Path, "err", err)
+			}
+			p.Title, name = http.StatusText(status), "error"
+			p.Active = body.Error
+		}
+		var buf bytes.Buffer
+		if err := s.pages.ExecuteTemplate(&buf, name, p); err != nil {
+			s.log.Error("console template failed", "page", name, "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		// Only our own script and styles run: an injected <script> or
+		// onerror= from a CSV would be inert even if it were not escaped.
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(status)
+		_, _ = buf.WriteTo(w)
+	})
+}
+
+func (s *Server) consoleIndex(r *http.Request, p *consolePage) (string, error) {
+	p.Title = "Datasets"
+	for _, name := range p.Datasets {
+		d, _ := s.datasets.Get(name)
+		sum := datasetSummary{Name: name, Description: d.Description}
+		if cur := s.models.Current(name); cur != nil {
+			prom := cur.Promotion
+			sum.Champion = &prom
+		}
+		p.Summaries = append(p.Summaries, sum)
+	}
+	return "index", nil
+}
+
+func (s *Server) consoleDataset(r *http.Request, p *consolePage) (*dataset.Definition, error) {
+	d, ok := s.datasets.Get(r.PathValue("dataset"))
+	if !ok {
+		return nil, s.unknownDataset(r.PathValue("dataset"))
+	}
+	p.Dataset, p.Target = d.Name, d.Target.Name
+	if cur := s.models.Current(d.Name); cur != nil {
+		prom := cur.Promotion
+		p.Champion = &prom
+	}
+	cs, err := s.reg.Corrections(r.Context(), d.Name)
+	if err != nil {
+		return nil, err
+	}
+	p.Corrected = len(cs)
+	return d, nil
+}
+
+func (s *Server) consolePredict(r *http.Request, p *consolePage) (string, error) {
+	d, err := s.consoleDataset(r, p)
+	if err != nil {
+		return "", err
+	}
+	p.Title, p.Active = d.Name+": predict", "predict"
+	levels := s.championLevels(r, p.Champion)
+	for _, c := range d.Kept() {
+		in := consoleInput{Name: c.Name, Type: c.Type, Description: c.Description, Numeric: dataset.IsNumeric(c),
+			Optional: c.Optional, Min: c.Min, Max: c.Max, Choices: c.Choices}
+		if in.Numeric {
+			in.Step = "any"
+			switch c.Type {
+			case dataset.TypeInt:
+				in.Step = "1"
+			case dataset.TypeBool:
+				zero, one := 0.0, 1.0
+				in.Step, in.Min, in.Max = "1", &zero, &one
+			}
+		} else if len(in.Choices) == 0 {
+			in.Choices = levels[c.Name]
+		}
+		p.Inputs = append(p.Inputs, in)
+	}
+	return "predict", nil
+}
+
+// championLevels reads the values the champion knows for each string
+// column (its one-hot levels): a cheap datalist for the form. A failure
+// only costs the suggestions.
+func (s *Server) championLevels(r *http.Request, champ *registry.Promotion) map[string][]string {
+	out := map[string][]string{}
+	if champ == nil {
+		return out
+	}
+	art, err := model.Load(r.Context(), s.bucket, champ.Artifact, champ.Checksum)
+	if err != nil {
+		s.log.Warn("console: champion artifact unreadable; no suggestions", "artifact", champ.Artifact, "err", err)
+		return out
+	}
+	for _, t := range art.Transforms {
+		if t.OneHot != nil {
+			vals := append([]string{t.OneHot.Reference}, t.OneHot.Levels...)
+			slices.Sort(vals)
+			out[t.Column] = slices.Compact(vals)
+		}
+	}
+	return out
+}
+
+func (s *Server) consolePipeline(r *http.Request, p *consolePage) (string, error) {
+	d, err := s.consoleDataset(r, p)
+	if err != nil {
+		return "", err
+	}
+	p.Title, p.Active = d.Name+": pipeline", "pipeline"
+	ctx := r.Context()
+	st, err := Status(ctx, s.reg, d)
+	if err != nil {
+		return "", err
+	}
+	slices.SortFunc(st.Uploads, func(a, b registry.Ingest) int { return b.StagedAt.Compare(a.StagedAt) })
+	slices.Reverse(st.Versions)
+	p.Status = &st
+	if p.Runs, err = s.reg.Runs(ctx, d.Name); err != nil {
+		return "", err
+	}
+	slices.SortFunc(p.Runs, func(a, b registry.Run) int {
+		return cmp.Or(cmp.Compare(b.Version, a.Version), cmp.Compare(a.Spec, b.Spec))
+	})
+	decisions, err := s.reg.Decisions(ctx, d.Name)
+	if err != nil {
+		return "", err
+	}
+	p.Decisions = map[string]registry.Decision{}
+	for _, dec := range decisions {
+		dec.Status = dec.DecisionStatus()
+		p.Decisions[dec.RunID] = dec
+	}
+	if p.Promotions, err = s.reg.Promotions(ctx, d.Name); err != nil {
+		return "", err
+	}
+	slices.SortFunc(p.Promotions, func(a, b registry.Promotion) int { return cmp.Compare(b.Sequence, a.Sequence) })
+	p.Chart = newRMSEChart(p.Runs)
+	return "pipeline", nil
+}
+
+// handleQuarantine streams the rejected rows of an ingest, with reasons.
+func (s *Server) handleQuarantine() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, ok := s.dataset(w, r)
+		if !ok {
+			return
+		}
+		in, err := s.reg.Ingest(r.Context(), d.Name, r.PathValue("id"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if in.Quarantine == "" {
+			s.fail(w, r, errorf(http.StatusNotFound, "ingest %q rejected no row", in.ID))
+			return
+		}
+		rc, err := s.bucket.Open(r.Context(), in.Quarantine)
+		if errors.Is(err, blob.ErrNotExist) {
+			err = errorf(http.StatusNotFound, "quarantine report of ingest %q is gone", in.ID)
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		defer rc.Close()
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff") // never rendered as HTML
+		w.Header().Set("Content-Disposition", fmt.Sprintf("inline; filename=%q", "quarantine-"+in.ID+".csv"))
+		if _, err := io.Copy(w, rc); err != nil {
+			s.log.Warn("quarantine stream cut", "ingest", in.ID, "err", err)
+		}
+	})
+}
+
+// rmseChart is a small inline SVG of each spec's validation RMSE over
+// dataset versions, drawn on the server so the page needs no chart library.
+type rmseChart struct {
+	Width, Height  int
+	Series         []chartSeries
+	MinY, MaxY     string
+	MinX, MaxX     int
+	Left, Bottom   int
+	Right, TopEdge int
+}
+
+type chartSeries struct {
+	Spec   string
+	Color  string
+	Points string
+	Dots   []chartDot
+}
+
+type chartDot struct {
+	X, Y  float64
+	Title string
+}
+
+func newRMSEChart(runs []registry.Run) *rmseChart {
+	if len(runs) == 0 {
+		return nil
+	}
+	c := &rmseChart{Width: 480, Height: 200, Left: 70, Bottom: 170, Right: 470, TopEdge: 10}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	minV, maxV := math.MaxInt, math.MinInt
+	bySpec := map[string][]registry.Run{}
+	for _, r := range runs {
+		if math.IsNaN(r.Metrics.RMSE) || math.IsInf(r.Metrics.RMSE, 0) {
+			continue
+		}
+		lo, hi = min(lo, r.Metrics.RMSE), max(hi, r.Metrics.RMSE)
+		minV, maxV = min(minV, r.Version), max(maxV, r.Version)
+		bySpec[r.Spec] = append(bySpec[r.Spec], r)
+	}
+	if len(bySpec) == 0 {
+		return nil
+	}
+	if hi == lo {
+		hi, lo = hi+1, max(0, lo-1)
+	}
+	c.MinY, c.MaxY = strconv.FormatFloat(lo, 'f', 0, 64), strconv.FormatFloat(hi, 'f', 0, 64)
+	c.MinX, c.MaxX = minV, maxV
+	x := func(v int) float64 {
+		if maxV == minV {
+			return float64(c.Left+c.Right) / 2
+		}
+		return float64(c.Left) + float64(v-minV)/float64(maxV-minV)*float64(c.Right-c.Left)
+	}
+	y := func(v float64) float64 {
+		return float64(c.Bottom) - (v-lo)/(hi-lo)*float64(c.Bottom-c.TopEdge)
+	}
+	colors := []string{"#1f5fa8", "#b3470c", "#2b7a2b", "#7a2b7a", "#4d4d4d"}
+	specs := make([]string, 0, len(bySpec))
+	for spec := range bySpec {
+		specs = append(specs, spec)
+	}
+	slices.Sort(specs)
+	for i, spec := range specs {
+		rs := bySpec[spec]
+		slices.SortFunc(rs, func(a, b registry.Run) int { return cmp.Compare(a.Version, b.Version) })
+		se := chartSeries{Spec: spec, Color: colors[i%len(colors)]}
+		var pts bytes.Buffer
+		for _, r := range rs {
+			px, py := x(r.Version), y(r.Metrics.RMSE)
+			fmt.Fprintf(&pts, "%.1f,%.1f ", px, py)
+			se.Dots = append(se.Dots, chartDot{X: px, Y: py, Title: fmt.Sprintf("%s v%d: RMSE %.2f", spec, r.Version, r.Metrics.RMSE)})
+		}
+		se.Points = pts.String()
+		c.Series = append(c.Series, se)
+	}
+	return c
+}
