@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"embed"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"html/template"
@@ -88,7 +89,23 @@ type consolePage struct {
 	Chart      *rmseChart
 	Corrected  int
 	Summaries  []datasetSummary
+	Rejections []quarantinePreview
 }
+
+// quarantinePreview is the first rejected rows of a recent ingest, shown
+// on the pipeline page (as text: they are whatever the CSV held).
+type quarantinePreview struct {
+	IngestID, Source string
+	Rows             []quarantineRow
+}
+
+type quarantineRow struct{ Line, Reason, Record string }
+
+// Bounds of the preview: it reads blobs on every page render.
+const (
+	previewIngests = 5
+	previewRows    = 3
+)
 
 type datasetSummary struct {
 	Name, Description string
@@ -258,7 +275,50 @@ func (s *Server) consolePipeline(r *http.Request, p *consolePage) (string, error
 	}
 	slices.SortFunc(p.Promotions, func(a, b registry.Promotion) int { return cmp.Compare(b.Sequence, a.Sequence) })
 	p.Chart = newRMSEChart(p.Runs)
+	for _, in := range st.Uploads { // newest first
+		if len(p.Rejections) == previewIngests {
+			break
+		}
+		if in.Quarantine == "" {
+			continue
+		}
+		rows, err := s.quarantineRows(r, in.Quarantine)
+		if err != nil {
+			s.log.Warn("console: quarantine report unreadable", "ingest", in.ID, "err", err)
+			continue
+		}
+		src := in.Source.Object
+		if src == "" {
+			src = "correction " + in.Source.CorrectionID
+		}
+		p.Rejections = append(p.Rejections, quarantinePreview{IngestID: in.ID, Source: src, Rows: rows})
+	}
 	return "pipeline", nil
+}
+
+func (s *Server) quarantineRows(r *http.Request, name string) ([]quarantineRow, error) {
+	rc, err := s.bucket.Open(r.Context(), name)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	cr := csv.NewReader(io.LimitReader(rc, 1<<20))
+	cr.FieldsPerRecord = -1
+	var out []quarantineRow
+	for i := 0; len(out) < previewRows; i++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("quarantine %s: %w", name, err)
+		}
+		if i == 0 || len(rec) < 3 {
+			continue // the header
+		}
+		out = append(out, quarantineRow{Line: rec[0], Reason: rec[1], Record: rec[2]})
+	}
+	return out, nil
 }
 
 // handleQuarantine streams the rejected rows of an ingest, with reasons.

@@ -22,7 +22,7 @@ func TestConsolePages(t *testing.T) {
 	require.NoError(t, f.models.Refresh(ctx))
 	f.addRun(t, "linear-onehot", 200, time.Now())
 	_, err := f.bucket.Write(ctx, "quarantine/housing/i1.csv", blob.CreateOnly, func(w io.Writer) error {
-		_, err := io.WriteString(w, "line,reason\n3,"+xss+"\n")
+		_, err := io.WriteString(w, "line,reason,record\n3,bad price,\"1,2,"+xss+"\"\n")
 		return err
 	})
 	require.NoError(t, err)
@@ -41,10 +41,11 @@ func TestConsolePages(t *testing.T) {
 		{"predict form", "/console/housing", 200, "text/html",
 			[]string{`<label for="in-sqft_living">`, `type="number"`, `<datalist id="l-city">`, "Champion", "Corrections received"}, nil},
 		{"pipeline escapes what a CSV supplied", "/console/housing/pipeline", 200, "text/html",
-			[]string{"&lt;script&gt;alert(1)&lt;/script&gt;", "/v1/datasets/housing/ingests/i1/quarantine", "<svg", "Promotion history"},
+			[]string{"&lt;script&gt;alert(1)&lt;/script&gt;", "/v1/datasets/housing/ingests/i1/quarantine", "<svg", "Promotion history",
+				"Rejected rows of incoming/housing/&lt;script&gt;", "1,2,&lt;script&gt;", "bad price"},
 			[]string{xss, "<script>alert"}},
 		{"unknown dataset", "/console/nope/pipeline", 404, "text/html", []string{"unknown dataset", "housing"}, nil},
-		{"quarantine report", "/v1/datasets/housing/ingests/i1/quarantine", 200, "text/csv", []string{"line,reason", xss}, nil},
+		{"quarantine report", "/v1/datasets/housing/ingests/i1/quarantine", 200, "text/csv", []string{"line,reason,record", xss}, nil},
 		{"no such ingest", "/v1/datasets/housing/ingests/zz/quarantine", 404, "application/json", []string{"not found"}, nil},
 		{"assets are embedded", "/static/console/console.js", 200, "text/javascript", []string{"textContent"}, []string{"innerHTML ="}},
 		{"the picker without JS", "/console/?dataset=housing", 200, "text/html", []string{`<label for="in-city">`}, nil},
