@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/refit-ml/refit/bench"
+)
+
+// swap runs the saturation load with and without a manual promotion every
+// second, alternating between the two runs of the first version.
+func (s *suiteState) swap(ctx context.Context) error {
+	train, err := bench.CSV(3, 3000)
+	if err != nil {
+		return err
+	}
+	p, err := s.refitWithModel(ctx, "swap", train)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	var runs runsPage
+	if err := getJSON(ctx, p.url+"/v1/datasets/housing/runs", &runs); err != nil {
+		return err
+	}
+	if len(runs.Runs) < 2 {
+		return fmt.Errorf("want two runs to swap between, got %d", len(runs.Runs))
+	}
+	// Start with the run that is not serving: promoting the champion again
+	// is refused.
+	var cur modelStatus
+	if err := getJSON(ctx, p.url+"/v1/models/housing", &cur); err != nil || cur.Model == nil {
+		return fmt.Errorf("no model served: %v", err)
+	}
+	if runs.Runs[0].ID == cur.Model.ID {
+		runs.Runs[0], runs.Runs[1] = runs.Runs[1], runs.Runs[0]
+	}
+	url := p.url + "/v1/models/housing:predict"
+	dur, warm := s.measure()
+	if _, err := s.load(ctx, loadRun{url: url, batch: 1, conns: closedConns, duration: warm}); err != nil {
+		return err
+	}
+	var calm, swapped []bench.Result
+	var swaps, swapErrs int
+	for range s.reps() {
+		r, err := s.load(ctx, loadRun{url: url, batch: 1, conns: closedConns, duration: dur})
+		if err != nil {
+			return err
+		}
+		calm = append(calm, r)
+
+		var before, after modelStatus
+		_ = getJSON(ctx, p.url+"/v1/models/housing", &before)
+		stop := make(chan struct{})
+		done := make(chan [2]int)
+		go func() {
+			n, bad := 0, 0
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					done <- [2]int{n, bad}
+					return
+				case <-tick.C:
+					id := runs.Runs[n%2].ID
+					if err := postJSON(ctx, p.url+"/v1/datasets/housing/promotions", map[string]string{"run_id": id, "reason": "refitbench swap"}, nil); err != nil {
+						bad++
+						s.report.note("swap promotion: %v", err)
+					}
+					n++
+				}
+			}
+		}()
+		r, err = s.load(ctx, loadRun{url: url, batch: 1, conns: closedConns, duration: dur})
+		close(stop)
+		c := <-done
+		if err != nil {
+			return err
+		}
+		_ = getJSON(ctx, p.url+"/v1/models/housing", &after)
+		if before.Model != nil && after.Model != nil {
+			swaps += int(after.Model.Sequence - before.Model.Sequence)
+		}
+		swapErrs += c[1]
+		swapped = append(swapped, r)
+	}
+	rep := s.report
+	rep.printf("## Hot swap under load\n\nSaturation (1 instance/request, %d connections), %d × %v each, with and without `POST /v1/datasets/housing/promotions` once a second alternating between two runs. Median (min–max).\n\n", closedConns, s.reps(), dur)
+	rep.printf("| | req/s | p50 ms | p99 ms | p99.9 ms | max ms | failed requests |\n|---|---|---|---|---|---|---|\n")
+	for _, row := range []struct {
+		name string
+		rs   []bench.Result
+	}{{"no swaps", calm}, {fmt.Sprintf("promotion every second (%d swaps served, %d promotion errors)", swaps, swapErrs), swapped}} {
+		rep.printf("| %s | %s | %s | %s | %s | %s | %d |\n", row.name, statOf(rates(row.rs)), statOf(field(row.rs, p50)),
+			statOf(field(row.rs, p99)), statOf(field(row.rs, p999)), statOf(field(row.rs, func(r bench.Result) float64 { return r.Max })), failed(row.rs))
+	}
+	rep.printf("\np99 with swaps / without: %.2f.\n\n", statOf(field(swapped, p99)).Median/statOf(field(calm, p99)).Median)
+	rep.Raw["swap"] = map[string]any{"calm": calm, "swapped": swapped, "swaps": swaps}
+	return nil
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/refit-ml/refit/bench"
+)
+
+type throughput1 struct {
+	Rows      int     `json:"rows"`
+	Accepted  int     `json:"accepted"`
+	Seconds   float64 `json:"seconds"` // upload start → last run recorded (ingest + version + train, both specs)
+	RowsPerS  float64 `json:"rows_per_s"`
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+	// The pandas + scikit-learn script on the same file.
+	Pandas map[string]float64 `json:"pandas,omitempty"`
+}
+
+// throughput feeds one generated file of each size to a fresh `refit run`
+// and times ingest + version + train; then the seed stack's steps in pandas
+// and scikit-learn on the same file.
+func (s *suiteState) throughput(ctx context.Context) error {
+	sizes := []int{10_000, 100_000, 1_000_000}
+	if s.cfg.quick {
+		sizes = sizes[:1]
+	}
+	var all []throughput1
+	for _, n := range sizes {
+		csv, err := bench.CSV(int64(n), n)
+		if err != nil {
+			return err
+		}
+		path, _ := filepath.Abs(filepath.Join(s.cfg.out, fmt.Sprintf("throughput-%d.csv", n)))
+		if err := os.WriteFile(path, csv, 0o644); err != nil {
+			return err
+		}
+		p, err := s.refitProc(ctx, fmt.Sprintf("throughput-%d", n))
+		if err != nil {
+			return err
+		}
+		t := throughput1{Rows: n}
+		t0 := time.Now()
+		err = upload(ctx, p.url, "big.csv", bytes.NewReader(csv))
+		if err == nil {
+			err = waitRuns(ctx, p.url, 1, 2, 30*time.Minute)
+		}
+		t.Seconds = time.Since(t0).Seconds()
+		t.PeakRSSMB = p.peakRSS()
+		var ds datasetStatus
+		if err == nil {
+			err = getJSON(ctx, p.url+"/v1/datasets/housing", &ds)
+		}
+		p.stop()
+		if err != nil {
+			return err
+		}
+		for _, in := range ds.Ingests {
+			t.Accepted += in.Accepted
+		}
+		t.RowsPerS = float64(n) / t.Seconds
+		py := exec.CommandContext(ctx, s.cfg.python, "bench/flask/train.py", path)
+		py.Stderr = os.Stderr
+		if out, err := py.Output(); err != nil {
+			s.report.note("pandas baseline on %d rows: %v", n, err)
+		} else if err := json.Unmarshal(out, &t.Pandas); err != nil {
+			s.report.note("pandas baseline output %q: %v", out, err)
+		}
+		all = append(all, t)
+		_ = os.Remove(path)
+	}
+	r := s.report
+	r.printf("## Throughput: ingest + version + train\n\nOne generated file per size uploaded to a fresh `refit run` (pinned to CPU %s), timed from the start of the upload to the last run recorded (both specs trained); peak RSS is the process's VmHWM. Baseline: `bench/flask/train.py` (pandas + scikit-learn: read, coerce, hash strings into 10 features each, 0.7 split, fit, score) on the same file, one run each, not pinned.\n\n", serverCPU)
+	r.printf("| rows | refit s | refit rows/s | refit peak RSS MiB | pandas+sklearn s | pandas peak RSS MiB | pandas time / refit time |\n|---|---|---|---|---|---|---|\n")
+	for _, t := range all {
+		ps, prss, ratio := "n/a", "n/a", "n/a"
+		if t.Pandas != nil {
+			ps, prss, ratio = fmtNum(t.Pandas["total_s"]), fmtNum(t.Pandas["peak_rss_mb"]), fmt.Sprintf("%.2f", t.Pandas["total_s"]/t.Seconds)
+		}
+		r.printf("| %d | %s | %s | %s | %s | %s | %s |\n", t.Rows, fmtNum(t.Seconds), fmtNum(t.RowsPerS), fmtNum(t.PeakRSSMB), ps, prss, ratio)
+	}
+	r.printf("\n")
+	r.Raw["throughput"] = all
+	return nil
+}
+
+// waitRuns waits until version v has runs for every spec.
+func waitRuns(ctx context.Context, base string, v, specs int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var runs runsPage
+		if err := getJSON(ctx, base+"/v1/datasets/housing/runs?limit=100", &runs); err != nil {
+			return err
+		}
+		n := 0
+		for _, r := range runs.Runs {
+			if r.Version == v {
+				n++
+			}
+		}
+		if n >= specs {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("version %d: %d of %d runs after %v", v, n, specs, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
