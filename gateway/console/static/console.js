@@ -140,9 +140,10 @@
   // #live part. The markup comes from the server's html/template (escaped
   // there); DOMParser never runs scripts.
   const live = document.querySelector("[data-live]");
-  let refreshing = false;
+  let refreshing = false, again = false;
   async function refresh() {
-    if (!live || refreshing) return;
+    if (!live) return;
+    if (refreshing) { again = true; return; } // one more pass after this one
     refreshing = true;
     try {
       const resp = await fetch(window.location.pathname, { headers: { Accept: "text/html" } });
@@ -153,7 +154,10 @@
         live.replaceChildren(...Array.from(next.childNodes).map(function (n) { return document.importNode(n, true); }));
         for (const t of live.querySelectorAll("table[data-sortable]")) wireSort(t);
       }
-    } finally { refreshing = false; }
+    } finally {
+      refreshing = false;
+      if (again) { again = false; refresh(); }
+    }
   }
   if (live && window.EventSource) {
     const liveState = document.querySelector("[data-live-state]");
@@ -162,8 +166,13 @@
     es.onerror = function () { say(liveState, "Live updates: reconnecting…"); };
     // The stream names each event (event: <CloudEvents type>), and named
     // events do not reach onmessage.
+    let seen = 0;
     ["dev.refit.dataset.versioned.v1", "dev.refit.model.promoted.v1"].forEach(function (t) {
-      es.addEventListener(t, refresh);
+      es.addEventListener(t, function () {
+        seen++;
+        say(liveState, "Live updates: on (" + seen + (seen === 1 ? " event)" : " events)"));
+        refresh();
+      });
     });
   }
 
