@@ -23,9 +23,19 @@ test-short:
 vet:
 	$(GO) vet ./...
 
-## bench: Go micro-benchmarks (see BENCHMARKS.md for the system benchmarks)
+## bench: the benchmark suite (BENCHMARKS.md): serving, hot swap, freshness and throughput
+## against the baselines, then the Go micro-benchmarks summarised by benchstat; results in .bench/
+## (BENCH_FLAGS=-quick for a smoke run; BENCH_COUNT repeats the micro-benchmarks)
+BENCHSTAT   := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+BENCH_COUNT ?= 6
+BENCH_FLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/... ./gateway/...
+	mkdir -p .bench
+	./bench/deps.sh
+	$(GO) build -o .bench/refitbench ./bench/cmd/refitbench
+	./.bench/refitbench suite -out .bench $(BENCH_FLAGS)
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./internal/... ./gateway/... > .bench/micro.txt
+	$(GO) run $(BENCHSTAT) .bench/micro.txt | tee .bench/micro-benchstat.txt
 
 clean:
 	rm -rf bin var
