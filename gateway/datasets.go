@@ -176,6 +176,8 @@ type DatasetStatus struct {
 	Champion     *registry.Promotion `json:"champion"`
 	Rows         rowCounts           `json:"rows"`
 	Uploads      []registry.Ingest   `json:"ingests"`
+	// Columns a CSV may hold, so a client can check a header before sending.
+	Columns []columnInfo `json:"columns"`
 }
 
 type rowCounts struct {

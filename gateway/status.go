@@ -11,7 +11,7 @@ import (
 // status` both show it).
 func Status(ctx context.Context, reg *registry.Registry, d *dataset.Definition) (DatasetStatus, error) {
 	st := DatasetStatus{Name: d.Name, Description: d.Description, Target: d.Target.Name, BatchSize: d.BatchSize,
-		TestFraction: d.TestFraction, Versions: []versionSummary{}}
+		TestFraction: d.TestFraction, Versions: []versionSummary{}, Columns: columnsOf(d)}
 	for _, m := range d.Models {
 		st.Models = append(st.Models, m.Name)
 	}

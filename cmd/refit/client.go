@@ -93,62 +93,6 @@ func apiError(resp *http.Response) error {
 	return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
 }
 
-const uploadHelp = `refit upload sends CSV files to a dataset through the gateway.
-
-Example:
-  refit upload houses.csv more.csv --dataset housing
-  REFIT_SERVER=http://refit.example.com refit upload houses.csv --dataset housing`
-
-func uploadCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("upload", uploadHelp, stderr)
-	ds := fs.String("dataset", "", "dataset to upload to (required)")
-	server := fs.String("server", "", "gateway URL (env REFIT_SERVER, default http://localhost:8080)")
-	files, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if *ds == "" || len(files) == 0 {
-		fs.Usage()
-		return &usageError{"upload needs --dataset and at least one FILE"}
-	}
-	c := newAPIClient(getenv, *server)
-	for _, f := range files {
-		obj, err := uploadFile(ctx, c, *ds, f)
-		if err != nil {
-			return fmt.Errorf("upload %s: %w", f, err)
-		}
-		fmt.Fprintf(stdout, "uploaded %s -> %s\n", f, obj)
-	}
-	return nil
-}
-
-func uploadFile(ctx context.Context, c *apiClient, ds, path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	u := fmt.Sprintf("/v1/datasets/%s/uploads?name=%s", url.PathEscape(ds), url.QueryEscape(filepath.Base(path)))
-	resp, err := c.request(ctx, http.MethodPost, u, "text/csv", f)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return "", apiError(resp)
-	}
-	var out struct {
-		Object string `json:"object"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return "", err
-	}
-	return out.Object, nil
-}
-
 const statusHelp = `refit status shows what the pipeline has done for a dataset.
 
 Example:

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -15,7 +16,8 @@ Usage:
   refit run                          everything in one process, embedded profile
   refit serve --target=LIST          some parts: all, gateway, preprocess, version, train, promote
   refit setup                        create topics, subscriptions, bucket notification, indexes (gcp profile)
-  refit upload FILE... --dataset D   upload CSV files through the gateway
+  refit upload FILE... --dataset D   upload CSV files through the gateway (--wait: until the decision)
+  refit predict --dataset D [FILE|-] predictions for CSV or JSON lines
   refit status [DATASET] [--json]    what the pipeline has done
   refit runs DATASET [--json]        training runs, their scores and decisions
   refit versions DATASET [--json]    dataset versions
@@ -61,6 +63,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return setupCmd(ctx, rest, getenv, stdout, stderr)
 	case "upload":
 		return uploadCmd(ctx, rest, getenv, stdout, stderr)
+	case "predict":
+		// run takes no stdin of its own: predict is the one command that reads it.
+		return predictCmd(ctx, rest, getenv, os.Stdin, stdout, stderr)
 	case "status":
 		return statusCmd(ctx, rest, getenv, stdout, stderr)
 	case "gen":
