@@ -31,9 +31,12 @@ type Config struct {
 	ReconcileInterval time.Duration
 	ModelRefresh      time.Duration
 	WatchInterval     time.Duration
-	LogLevel          slog.Level
-	LogFormat         string
-	Access            Access // tokens and webhooks (access.go)
+	// ExitWhenIdle stops the process once no event has been handled for
+	// this long (0: never): a Kubernetes Job's trainer exits when done.
+	ExitWhenIdle time.Duration
+	LogLevel     slog.Level
+	LogFormat    string
+	Access       Access // tokens and webhooks (access.go)
 
 	// gcp profile
 	GCPProject     string
@@ -87,6 +90,11 @@ func loadConfig(getenv func(string) string, profileFlag, targetFlag string) (Con
 			if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst <= 0 {
 				return c, &settingError{d.name, fmt.Sprintf("%q is not a positive duration (e.g. 2m, 500ms)", v)}
 			}
+		}
+	}
+	if v := getenv("REFIT_EXIT_WHEN_IDLE"); v != "" {
+		if c.ExitWhenIdle, err = time.ParseDuration(v); err != nil || c.ExitWhenIdle <= 0 {
+			return c, &settingError{"REFIT_EXIT_WHEN_IDLE", fmt.Sprintf("%q is not a positive duration (e.g. 30s)", v)}
 		}
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(env("REFIT_LOG_LEVEL", "info"))); err != nil {

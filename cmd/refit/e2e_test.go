@@ -406,3 +406,17 @@ func TestGenIsDeterministic(t *testing.T) {
 	require.Equal(t, 51, strings.Count(a.String(), "\n"))
 	require.True(t, strings.HasPrefix(a.String(), "date,price,bedrooms"), fmt.Sprintf("%.60s", a.String()))
 }
+
+func TestExitWhenIdle(t *testing.T) {
+	env := map[string]string{"REFIT_DATA_DIR": t.TempDir(), "REFIT_HTTP_ADDR": "127.0.0.1:0", "REFIT_EXIT_WHEN_IDLE": "300ms", "REFIT_LOG_LEVEL": "warn"}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"serve", "--target=train"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "an idle trainer exits cleanly")
+	case <-time.After(30 * time.Second):
+		t.Fatal("an idle trainer with REFIT_EXIT_WHEN_IDLE did not exit")
+	}
+}

@@ -110,6 +110,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	if err != nil {
 		return err
 	}
+	idle := newIdleTracker()
+	router.AddMiddleware(idle.middleware)
 	var reconcilers []reconciler
 	add := func(handler, topic, group string, fn message.NoPublishHandlerFunc) error {
 		sub, err := st.bus.Subscriber(group)
@@ -223,7 +225,19 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	httpServer.RegisterOnShutdown(hub.Close) // event streams end, so Shutdown does not wait on them
 
+	ctx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
 	g, ctx := errgroup.WithContext(ctx)
+	if cfg.ExitWhenIdle > 0 {
+		g.Go(func() error {
+			idle.wait(ctx, cfg.ExitWhenIdle)
+			if ctx.Err() == nil {
+				logger.Info("no event handled for a while; exiting", "idle", cfg.ExitWhenIdle)
+				stopServing()
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { return router.Run(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
@@ -330,4 +344,44 @@ func probes(metrics *prometheus.Registry, ready func() bool) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// idleTracker knows when the last event was handled and how many are in
+// hand, for REFIT_EXIT_WHEN_IDLE.
+type idleTracker struct {
+	last     atomic.Int64 // unix nanoseconds
+	inFlight atomic.Int64
+}
+
+func newIdleTracker() *idleTracker {
+	t := &idleTracker{}
+	t.last.Store(time.Now().UnixNano())
+	return t
+}
+
+func (t *idleTracker) middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		t.inFlight.Add(1)
+		defer func() {
+			t.last.Store(time.Now().UnixNano())
+			t.inFlight.Add(-1)
+		}()
+		return h(msg)
+	}
+}
+
+// wait returns once nothing has been in hand for d, or when ctx ends.
+func (t *idleTracker) wait(ctx context.Context, d time.Duration) {
+	tick := time.NewTicker(min(d/4+time.Millisecond, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if t.inFlight.Load() == 0 && time.Since(time.Unix(0, t.last.Load())) >= d {
+				return
+			}
+		}
+	}
 }
