@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/refit-ml/refit/gateway"
 	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/registry"
 )
@@ -64,6 +65,26 @@ func TestConsolePages(t *testing.T) {
 			if strings.HasPrefix(tt.contentType, "text/html") {
 				require.Contains(t, h.Get("Content-Security-Policy"), "default-src 'self'")
 			}
+		})
+	}
+}
+
+func TestConsoleAsksForTheAdminTokenOnlyWhenOneIsSet(t *testing.T) {
+	tests := []struct {
+		name  string
+		token string
+		asks  bool
+	}{
+		{"open laptop mode", "", false},
+		{"token configured", "s3cret", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixtureWith(t, gateway.Config{AdminToken: tt.token}, follow)
+			code, _, body := f.call(t, "GET", "/console/housing/pipeline", "", "")
+			require.Equal(t, 200, code)
+			require.Equal(t, tt.asks, strings.Contains(string(body), "data-token-form"))
+			require.NotContains(t, string(body), "s3cret", "the page never carries the token")
 		})
 	}
 }
