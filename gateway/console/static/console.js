@@ -176,6 +176,27 @@
     });
   }
 
+  // Admin actions on the pipeline page (promote a run, roll back): the
+  // buttons are re-rendered by refresh, so listen on the container.
+  if (live) {
+    live.addEventListener("click", async function (ev) {
+      const btn = ev.target.closest("button[data-promote], button[data-rollback]");
+      if (!btn) return;
+      const state = live.querySelector("[data-admin-state]");
+      const reason = window.prompt(btn.hasAttribute("data-rollback") ? "Why roll back?" : "Why promote this run?", "");
+      if (reason === null) return;
+      const body = btn.hasAttribute("data-rollback") ? { rollback: true, reason: reason, actor: "console" }
+        : { run_id: btn.dataset.promote, reason: reason, actor: "console" };
+      const resp = await fetch("/v1/datasets/" + encodeURIComponent(ds) + "/promotions", {
+        method: "POST", headers: authHeaders({ "Content-Type": "application/json" }), body: JSON.stringify(body),
+      });
+      if (resp.status === 401) { needToken(state); return; }
+      if (!resp.ok) { say(state, await errorText(resp), "error"); return; }
+      say(state, "done", "ok");
+      refresh();
+    });
+  }
+
   // Upload: drag and drop or the file input; XHR for upload progress.
   const input = document.querySelector("[data-upload-input]");
   if (input) {
