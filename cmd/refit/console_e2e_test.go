@@ -214,3 +214,36 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	require.Zero(t, dialogs.Load(), "no script from the data ran")
 }
+
+func TestConsoleAsksForTheAdminToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	ctx, dialogs := browser(t)
+	shots := artifacts(t)
+	p := startProgramEnv(t, t.TempDir(), map[string]string{"REFIT_ADMIN_TOKEN": "s3cret-token"})
+	file := filepath.Join(t.TempDir(), "houses.csv")
+	require.NoError(t, os.WriteFile(file, generate(t, 41, 600), 0o644))
+
+	require.NoError(t, chromedp.Run(ctx, chromedp.Navigate(p.base+"/console/housing/pipeline"), chromedp.WaitVisible(`[data-token-form]`)))
+	// Without the token the upload is refused and the page says why.
+	require.NoError(t, chromedp.Run(ctx, chromedp.SetUploadFiles(`#upload-file`, []string{file}, chromedp.ByQuery)))
+	waitText(t, ctx, `[data-upload-state]`, "the refusal", func(s string) bool { return strings.Contains(s, "needs the admin token") })
+	screenshot(t, ctx, shots, "5-token-needed.png")
+
+	// With it (kept for the tab, sent as Bearer) the upload goes through.
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.SetValue(`#admin-token`, "s3cret-token", chromedp.ByQuery),
+		chromedp.Click(`[data-token-form] button[type=submit]`, chromedp.ByQuery)))
+	waitText(t, ctx, `[data-token-state]`, "the token kept", func(s string) bool { return strings.Contains(s, "kept") })
+	require.NoError(t, chromedp.Run(ctx, chromedp.SetUploadFiles(`#upload-file`, []string{file}, chromedp.ByQuery)))
+	waitText(t, ctx, `[data-upload-state]`, "the upload done", func(s string) bool { return strings.Contains(s, "uploaded") })
+	waitText(t, ctx, `[data-ingests]`, "the ingest listed", func(s string) bool { return strings.Contains(s, "houses.csv") })
+	var stored string
+	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`sessionStorage.getItem("refit-admin-token")`, &stored)))
+	require.Equal(t, "s3cret-token", stored)
+	var html string
+	require.NoError(t, chromedp.Run(ctx, chromedp.OuterHTML("html", &html, chromedp.ByQuery)))
+	require.NotContains(t, html, "s3cret-token", "the token is never written into the page")
+	require.Zero(t, dialogs.Load())
+}
