@@ -34,6 +34,10 @@ type Hub struct {
 	mu     sync.Mutex
 	subs   map[*subscription]struct{}
 	closed bool
+	// newest promotion sequence and version number seen per dataset:
+	// events are hints and repeat (reconcile re-announces the champion),
+	// but the stream shows each one once.
+	newest map[string]int64
 }
 
 type subscription struct {
@@ -42,7 +46,20 @@ type subscription struct {
 }
 
 // NewHub makes a hub with no subscribers.
-func NewHub() *Hub { return &Hub{subs: map[*subscription]struct{}{}} }
+func NewHub() *Hub {
+	return &Hub{subs: map[*subscription]struct{}{}, newest: map[string]int64{}}
+}
+
+// isNew records n for key and reports whether it is above what was seen.
+func (h *Hub) isNew(key string, n int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n <= h.newest[key] {
+		return false
+	}
+	h.newest[key] = n
+	return true
+}
 
 // Subscribe returns the events of a dataset ("" for all) and the function
 // that ends the subscription. The channel closes when the subscription
@@ -95,10 +112,20 @@ func (h *Hub) Publish(e events.Event) error {
 }
 
 // HandlePromoted streams model.promoted.
-func (h *Hub) HandlePromoted(_ context.Context, e *events.ModelPromoted) error { return h.Publish(e) }
+func (h *Hub) HandlePromoted(_ context.Context, e *events.ModelPromoted) error {
+	if !h.isNew("promoted/"+e.Dataset, e.Sequence) {
+		return nil
+	}
+	return h.Publish(e)
+}
 
 // HandleVersioned streams dataset.versioned.
-func (h *Hub) HandleVersioned(_ context.Context, e *events.DatasetVersioned) error { return h.Publish(e) }
+func (h *Hub) HandleVersioned(_ context.Context, e *events.DatasetVersioned) error {
+	if !h.isNew("versioned/"+e.Dataset, int64(e.Version)) {
+		return nil
+	}
+	return h.Publish(e)
+}
 
 // Close ends every subscription, so open streams finish and a server can
 // shut down.
