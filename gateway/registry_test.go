@@ -318,6 +318,16 @@ func (s *sse) block(t *testing.T) string {
 	}
 }
 
+// event returns the next block that is not a heartbeat.
+func (s *sse) event(t *testing.T) string {
+	t.Helper()
+	for {
+		if b := s.block(t); b != ": heartbeat\n" {
+			return b
+		}
+	}
+}
+
 func TestEventStream(t *testing.T) {
 	f := newFixtureWith(t, gateway.Config{Heartbeat: 30 * time.Millisecond}, follow)
 	stream := openStream(t, f.srv.URL+"/v1/events?dataset=housing")
@@ -330,21 +340,14 @@ func TestEventStream(t *testing.T) {
 	require.NoError(t, f.hub.HandlePromoted(context.Background(), e))
 	data, _ := json.Marshal(e)
 	want := "id: housing/promotion/7\nevent: dev.refit.model.promoted.v1\ndata: " + string(data) + "\n"
-	require.Equal(t, want, stream.block(t), "the other dataset's event is filtered out")
-	require.Contains(t, all.block(t), "boats/promotion/1")
-	require.Equal(t, want, all.block(t))
-	require.Equal(t, ": heartbeat\n", stream.block(t))
+	require.Equal(t, want, stream.event(t), "the other dataset's event is filtered out")
+	require.Contains(t, all.event(t), "boats/promotion/1")
+	require.Equal(t, want, all.event(t))
+	require.Equal(t, ": heartbeat\n", stream.block(t), "nothing else to send: a heartbeat comes")
 
 	v := &events.DatasetVersioned{Meta: events.Meta{ID: "housing/v2", Dataset: "housing"}, Version: 2}
 	require.NoError(t, f.hub.HandleVersioned(context.Background(), v))
-	for {
-		b := stream.block(t)
-		if b == ": heartbeat\n" {
-			continue
-		}
-		require.Contains(t, b, "event: dev.refit.dataset.versioned.v1\n")
-		break
-	}
+	require.Contains(t, stream.event(t), "event: dev.refit.dataset.versioned.v1\n")
 
 	// A client that goes is unsubscribed.
 	stream.body.Close()
