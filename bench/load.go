@@ -30,12 +30,12 @@ type Load struct {
 
 // Result is what one run measured.
 type Result struct {
-	Requests  uint64  `json:"requests"`  // answered 2xx
-	Failed    uint64  `json:"failed"`    // transport errors and non-2xx
-	Seconds   float64 `json:"seconds"`   // wall time of the measured window
-	Rate      float64 `json:"rate"`      // 2xx answers per second
-	OfferedRS float64 `json:"offered"`   // the open-loop rate, 0 for closed loop
-	Late      uint64  `json:"late"`      // open loop: intended sends never made (the server fell behind)
+	Requests  uint64  `json:"requests"` // answered 2xx
+	Failed    uint64  `json:"failed"`   // transport errors and non-2xx
+	Seconds   float64 `json:"seconds"`  // wall time of the measured window
+	Rate      float64 `json:"rate"`     // 2xx answers per second
+	OfferedRS float64 `json:"offered"`  // the open-loop rate, 0 for closed loop
+	Late      uint64  `json:"late"`     // open loop: intended sends never made (the server fell behind)
 	P50       float64 `json:"p50_ms"`
 	P90       float64 `json:"p90_ms"`
 	P99       float64 `json:"p99_ms"`

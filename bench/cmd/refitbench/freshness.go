@@ -146,7 +146,7 @@ func (s *suiteState) freshness(ctx context.Context) error {
 }
 
 func msSince(t time.Time) float64 { return ms(time.Since(t)) }
-func ms(d time.Duration) float64   { return float64(d) / 1e6 }
+func ms(d time.Duration) float64  { return float64(d) / 1e6 }
 
 // quantiles returns p50 and max.
 func quantiles(xs []float64) [2]float64 {

@@ -43,6 +43,7 @@ func (s *suiteState) swap(ctx context.Context) error {
 	}
 	var calm, swapped []bench.Result
 	var swaps, swapErrs int
+	next := 0 // the run to promote next: the one not serving, across reps
 	for range s.reps() {
 		r, err := s.load(ctx, loadRun{url: url, batch: 1, conns: closedConns, duration: dur})
 		if err != nil {
@@ -61,15 +62,16 @@ func (s *suiteState) swap(ctx context.Context) error {
 			for {
 				select {
 				case <-stop:
+					next = (next + n - bad) % 2 // before the send: the caller reads it next
 					done <- [2]int{n, bad}
 					return
 				case <-tick.C:
-					id := runs.Runs[n%2].ID
+					id := runs.Runs[(next+n-bad)%2].ID
+					n++
 					if err := postJSON(ctx, p.url+"/v1/datasets/housing/promotions", map[string]string{"run_id": id, "reason": "refitbench swap"}, nil); err != nil {
 						bad++
 						s.report.note("swap promotion: %v", err)
 					}
-					n++
 				}
 			}
 		}()
