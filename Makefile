@@ -37,5 +37,10 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./internal/... ./gateway/... > .bench/micro.txt
 	$(GO) run $(BENCHSTAT) .bench/micro.txt | tee .bench/micro-benchstat.txt
 
+## check-deploy: the deployment files alone (kubectl, promtool, shellcheck, gcloud); also part of `make test`
+check-deploy:
+	$(GO) vet ./deploy/...
+	$(GO) test -count=1 ./deploy/...
+
 clean:
 	rm -rf bin var
