@@ -174,11 +174,15 @@ func TestPromoteAndRollbackMoveTheServedModel(t *testing.T) {
 	require.Equal(t, a.ID, served())
 	require.Equal(t, int64(3), f.models.Current("housing").Promotion.Sequence)
 
+	corrupt := b
+	corrupt.ID, corrupt.Checksum = "00000000000000c0", "sha256:"+strings.Repeat("0", 64)
+	require.NoError(t, f.reg.AddRun(context.Background(), corrupt))
 	tests := []struct {
 		name, body string
 		status     int
 		contains   string
 	}{
+		{"artifact does not match its checksum", `{"run_id":"` + corrupt.ID + `"}`, 409, "cannot be served"},
 		{"already the champion", `{"run_id":"` + a.ID + `"}`, 409, "already the champion"},
 		{"unknown run", `{"run_id":"ffffffffffffffff"}`, 404, "no run"},
 		{"neither", `{}`, 400, "run_id"},

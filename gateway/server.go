@@ -148,7 +148,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		s.ready = func() bool { return true }
 	}
 	if s.promoter == nil {
-		s.promoter = promote.NewManual(deps.Registry, deps.Publisher, deps.Logger)
+		s.promoter = promote.NewManual(deps.Registry, deps.Bucket, deps.Publisher, deps.Logger)
 	}
 	if s.hub == nil {
 		s.hub = NewHub()

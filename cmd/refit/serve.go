@@ -208,7 +208,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 			Datasets: catalog, Registry: reg, Bucket: st.bucket, Publisher: pub("gateway"), Models: models,
 			Logger: logger, Metrics: metrics, Ready: ready, Events: hub,
 			// Manual promotions are announced like automatic ones.
-			Promoter: promote.NewManual(reg, pub("promote"), logger),
+			Promoter: promote.NewManual(reg, st.bucket, pub("promote"), logger),
 		})
 		if err != nil {
 			return err

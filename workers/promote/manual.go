@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
 )
 
@@ -21,14 +24,17 @@ var ErrConflict = errors.New("conflict with the promotion history")
 // like the automatic promotions it may race with, and announced with
 // model.promoted so gateways swap at once.
 type Manual struct {
-	reg *registry.Registry
-	pub Publisher
-	log *slog.Logger
+	reg       *registry.Registry
+	artifacts dataset.Opener
+	pub       Publisher
+	log       *slog.Logger
 }
 
-// NewManual builds a manual promoter.
-func NewManual(reg *registry.Registry, pub Publisher, logger *slog.Logger) *Manual {
-	return &Manual{reg: reg, pub: pub, log: logger.With("component", "promote.manual")}
+// NewManual builds a manual promoter; artifacts is where the models are
+// (the bucket): a run is promoted only if its artifact loads and matches
+// its checksum, so a promotion never names a model gateways cannot serve.
+func NewManual(reg *registry.Registry, artifacts dataset.Opener, pub Publisher, logger *slog.Logger) *Manual {
+	return &Manual{reg: reg, artifacts: artifacts, pub: pub, log: logger.With("component", "promote.manual")}
 }
 
 // Promote makes runID the champion of ds.
@@ -37,6 +43,9 @@ func (m *Manual) Promote(ctx context.Context, ds, runID, actor, reason string) (
 	run, err := m.reg.Run(ctx, ds, runID)
 	if err != nil {
 		return registry.Promotion{}, fmt.Errorf("promote run %s of %s: %w", runID, ds, err)
+	}
+	if err := m.servable(ctx, run); err != nil {
+		return registry.Promotion{}, err
 	}
 	p, err := m.reg.AppendPromotion(ctx, ds, func(latest registry.Promotion, ok bool) (registry.Promotion, error) {
 		if ok && latest.RunID == run.ID {
@@ -72,6 +81,9 @@ func (m *Manual) Rollback(ctx context.Context, ds, actor, reason string) (regist
 		if err != nil {
 			return registry.Promotion{}, fmt.Errorf("rollback %s to run %s: %w", ds, latest.PreviousRunID, err)
 		}
+		if err := m.servable(ctx, run); err != nil {
+			return registry.Promotion{}, err
+		}
 		why := fmt.Sprintf("rollback by %s from run %s (promotion #%d) to the previous champion %s", actor, latest.RunID, latest.Sequence, run.ID)
 		if reason != "" {
 			why += ": " + reason
@@ -83,6 +95,15 @@ func (m *Manual) Rollback(ctx context.Context, ds, actor, reason string) (regist
 	}
 	m.announce(ctx, p)
 	return p, nil
+}
+
+// servable checks that the run's artifact loads and matches its checksum.
+func (m *Manual) servable(ctx context.Context, run registry.Run) error {
+	_, err := model.Load(ctx, m.artifacts, run.Artifact, run.Checksum)
+	if errors.Is(err, model.ErrInvalidArtifact) || errors.Is(err, blob.ErrNotExist) {
+		return fmt.Errorf("%w: run %s cannot be served: %w", ErrConflict, run.ID, err)
+	}
+	return err
 }
 
 // announce: the promotion is recorded; a lost event only delays gateways
