@@ -133,16 +133,16 @@ func (s *suiteState) refitWithModel(ctx context.Context, name string, train []by
 	if err != nil {
 		return nil, err
 	}
-	if err := upload(ctx, p.url, "seed.csv", bytes.NewReader(train)); err != nil {
+	if err := bench.Upload(ctx, p.url, "seed.csv", bytes.NewReader(train)); err != nil {
 		p.stop()
 		return nil, err
 	}
-	if _, err := waitDecided(ctx, p.url, 1, 2, 60*time.Second); err != nil {
+	if _, err := bench.WaitDecided(ctx, p.url, 1, 2, 60*time.Second); err != nil {
 		p.stop()
 		return nil, err
 	}
-	var st modelStatus
-	if err := getJSON(ctx, p.url+"/v1/models/housing", &st); err != nil || !st.Ready {
+	var st bench.ModelStatus
+	if err := bench.GetJSON(ctx, p.url+"/v1/models/housing", &st); err != nil || !st.Ready {
 		p.stop()
 		return nil, fmt.Errorf("model not served after the decisions: %v", err)
 	}

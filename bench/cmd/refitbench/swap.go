@@ -20,8 +20,8 @@ func (s *suiteState) swap(ctx context.Context) error {
 		return err
 	}
 	defer p.stop()
-	var runs runsPage
-	if err := getJSON(ctx, p.url+"/v1/datasets/housing/runs", &runs); err != nil {
+	var runs bench.RunsPage
+	if err := bench.GetJSON(ctx, p.url+"/v1/datasets/housing/runs", &runs); err != nil {
 		return err
 	}
 	if len(runs.Runs) < 2 {
@@ -29,8 +29,8 @@ func (s *suiteState) swap(ctx context.Context) error {
 	}
 	// Start with the run that is not serving: promoting the champion again
 	// is refused.
-	var cur modelStatus
-	if err := getJSON(ctx, p.url+"/v1/models/housing", &cur); err != nil || cur.Model == nil {
+	var cur bench.ModelStatus
+	if err := bench.GetJSON(ctx, p.url+"/v1/models/housing", &cur); err != nil || cur.Model == nil {
 		return fmt.Errorf("no model served: %v", err)
 	}
 	if runs.Runs[0].ID == cur.Model.ID {
@@ -51,8 +51,8 @@ func (s *suiteState) swap(ctx context.Context) error {
 		}
 		calm = append(calm, r)
 
-		var before, after modelStatus
-		_ = getJSON(ctx, p.url+"/v1/models/housing", &before)
+		var before, after bench.ModelStatus
+		_ = bench.GetJSON(ctx, p.url+"/v1/models/housing", &before)
 		stop := make(chan struct{})
 		done := make(chan [2]int)
 		go func() {
@@ -68,7 +68,7 @@ func (s *suiteState) swap(ctx context.Context) error {
 				case <-tick.C:
 					id := runs.Runs[(next+n-bad)%2].ID
 					n++
-					if err := postJSON(ctx, p.url+"/v1/datasets/housing/promotions", map[string]string{"run_id": id, "reason": "refitbench swap"}, nil); err != nil {
+					if err := bench.PostJSON(ctx, p.url+"/v1/datasets/housing/promotions", map[string]string{"run_id": id, "reason": "refitbench swap"}, nil); err != nil {
 						bad++
 						s.report.note("swap promotion: %v", err)
 					}
@@ -81,7 +81,7 @@ func (s *suiteState) swap(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		_ = getJSON(ctx, p.url+"/v1/models/housing", &after)
+		_ = bench.GetJSON(ctx, p.url+"/v1/models/housing", &after)
 		if before.Model != nil && after.Model != nil {
 			swaps += int(after.Model.Sequence - before.Model.Sequence)
 		}

@@ -47,15 +47,15 @@ func (s *suiteState) throughput(ctx context.Context) error {
 		}
 		t := throughput1{Rows: n}
 		t0 := time.Now()
-		err = upload(ctx, p.url, "big.csv", bytes.NewReader(csv))
+		err = bench.Upload(ctx, p.url, "big.csv", bytes.NewReader(csv))
 		if err == nil {
-			err = waitRuns(ctx, p.url, 1, 2, 30*time.Minute)
+			err = bench.WaitRuns(ctx, p.url, 1, 2, 30*time.Minute)
 		}
 		t.Seconds = time.Since(t0).Seconds()
 		t.PeakRSSMB = p.peakRSS()
-		var ds datasetStatus
+		var ds bench.DatasetStatus
 		if err == nil {
-			err = getJSON(ctx, p.url+"/v1/datasets/housing", &ds)
+			err = bench.GetJSON(ctx, p.url+"/v1/datasets/housing", &ds)
 		}
 		p.stop()
 		if err != nil {
@@ -90,30 +90,3 @@ func (s *suiteState) throughput(ctx context.Context) error {
 	return nil
 }
 
-// waitRuns waits until version v has runs for every spec.
-func waitRuns(ctx context.Context, base string, v, specs int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		var runs runsPage
-		if err := getJSON(ctx, base+"/v1/datasets/housing/runs?limit=100", &runs); err != nil {
-			return err
-		}
-		n := 0
-		for _, r := range runs.Runs {
-			if r.Version == v {
-				n++
-			}
-		}
-		if n >= specs {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("version %d: %d of %d runs after %v", v, n, specs, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
