@@ -25,4 +25,3 @@ func (s *suiteState) freshness(ctx context.Context) error {
 	s.report.printf("## Freshness, embedded profile\n\n%d uploads of 5,000 new rows each (batch size 500, so one version per upload) into `refit run`; each timed from the start of its upload. Steps from the records' timestamps (same clock).\n\n%s", n, bench.FreshnessTable(all))
 	return nil
 }
-

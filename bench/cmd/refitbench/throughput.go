@@ -89,4 +89,3 @@ func (s *suiteState) throughput(ctx context.Context) error {
 	r.Raw["throughput"] = all
 	return nil
 }
-
