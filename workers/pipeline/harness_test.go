@@ -46,12 +46,12 @@ type pipeline struct {
 	bucket blob.Bucket
 	reg    *registry.Registry
 	// gw writes what the gateway writes (corrections), never faulty.
-	gw *registry.Registry
-	q  *queue
-	pre    *preprocess.Worker
-	ver    *version.Worker
-	tr     *train.Worker
-	pro    *promote.Worker
+	gw  *registry.Registry
+	q   *queue
+	pre *preprocess.Worker
+	ver *version.Worker
+	tr  *train.Worker
+	pro *promote.Worker
 }
 
 func housing(t *testing.T, batch int) *dataset.Definition {
