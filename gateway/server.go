@@ -194,7 +194,11 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/events", s.handleEvents()) // a stream: no timeout
 	s.mux.Handle("GET /v1/webhooks/deliveries", s.admin(api(s.handleDeliveries())))
 	s.mux.Handle("GET /v1/models/{name}", api(s.handleModelStatus()))
-	s.mux.Handle("POST /v1/models/{name}", predictAuth(api(s.handleModel())))
+	// No TimeoutHandler here: a prediction never waits on I/O past reading
+	// its bounded body (MaxBodyBytes; the server's ReadTimeout covers slow
+	// clients), and the handler's extra goroutine and buffered copy of every
+	// response cost about a tenth of the predict path (BENCHMARKS.md).
+	s.mux.Handle("POST /v1/models/{name}", predictAuth(s.handleModel()))
 	s.consoleRoutes()
 	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})

@@ -75,7 +75,7 @@ func New(cfg Config) (*Worker, error) {
 		return nil, errors.New("preprocess: missing dependency")
 	}
 	if cfg.ClaimBatch <= 0 {
-		cfg.ClaimBatch = 4096
+		cfg.ClaimBatch = 32768
 	}
 	if cfg.MaxRejectedListed <= 0 {
 		cfg.MaxRejectedListed = 10_000
