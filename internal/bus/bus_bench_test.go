@@ -84,4 +84,3 @@ func pubsubBus(b *testing.B, endpoint string) bus.Bus {
 	}
 	return ps
 }
-
