@@ -68,11 +68,13 @@ func (*CorrectionSubmitted) Type() string  { return "dev.refit.correction.submit
 // its accepted rows are staged and wait for a version.
 type RowsStaged struct {
 	Meta
-	IngestID  string `json:"ingest_id"`
-	Source    string `json:"source"`
-	Accepted  int    `json:"accepted"`
-	Rejected  int    `json:"rejected"`
-	Duplicate int    `json:"duplicate"`
+	IngestID string `json:"ingest_id"`
+	Source   string `json:"source"`
+	Accepted int    `json:"accepted"`
+	Rejected int    `json:"rejected"`
+	// Duplicate is always 0 since rows are deduplicated when a version is
+	// cut (the version's sources count them); kept because v1 requires it.
+	Duplicate int `json:"duplicate"`
 }
 
 func (*RowsStaged) Topic() string { return TopicRowsStaged }

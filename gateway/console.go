@@ -52,7 +52,6 @@ func consoleTemplates() *template.Template {
 			}
 			return strconv.FormatFloat(*p, 'f', -1, 64)
 		},
-		"ingestStatus": ingestStatus,
 		"short": func(s string) string {
 			if len(s) > 12 {
 				return s[:12]
@@ -252,7 +251,7 @@ func (s *Server) consolePipeline(r *http.Request, p *consolePage) (string, error
 	if err != nil {
 		return "", err
 	}
-	slices.SortFunc(st.Uploads, func(a, b registry.Ingest) int { return b.StagedAt.Compare(a.StagedAt) })
+	slices.SortFunc(st.Uploads, func(a, b Upload) int { return b.StagedAt.Compare(a.StagedAt) })
 	slices.Reverse(st.Versions)
 	p.Status = &st
 	if p.Runs, err = s.reg.Runs(ctx, d.Name); err != nil {

@@ -175,7 +175,7 @@ type DatasetStatus struct {
 	StagedRows   int                 `json:"staged_rows_waiting"`
 	Champion     *registry.Promotion `json:"champion"`
 	Rows         rowCounts           `json:"rows"`
-	Uploads      []registry.Ingest   `json:"ingests"`
+	Uploads      []Upload            `json:"ingests"`
 	// Columns a CSV may hold, so a client can check a header before sending.
 	Columns []columnInfo `json:"columns"`
 }

@@ -17,7 +17,7 @@ import (
 const (
 	ingestAccepted  = "accepted"  // some rows accepted (others may be rejected or duplicates)
 	ingestRejected  = "rejected"  // no row accepted: the file or every row was invalid
-	ingestDuplicate = "duplicate" // every valid row was already staged from another source
+	ingestDuplicate = "duplicate" // every valid row was in the dataset already (known once versioned)
 	ingestPending   = "pending"   // stored, not ingested yet
 )
 
@@ -86,10 +86,12 @@ func (s *Server) objectHistory(r *http.Request, ds, name string) (objectHistory,
 		return h, err
 	}
 	firstVersion := map[string]int{}
+	share := map[string]registry.VersionSource{}
 	for _, v := range versions {
 		for _, src := range v.Sources {
 			if _, ok := firstVersion[src.IngestID]; !ok {
 				firstVersion[src.IngestID] = v.Number
+				share[src.IngestID] = src
 			}
 		}
 	}
@@ -101,9 +103,10 @@ func (s *Server) objectHistory(r *http.Request, ds, name string) (objectHistory,
 	})
 	ingested := false
 	for _, in := range ingests {
+		src, versioned := share[in.ID]
 		g := objectGeneration{Generation: in.Source.Generation, Current: exists && in.Source.Generation == current.Generation,
-			Status: ingestStatus(in), Reason: in.Reason, IngestID: in.ID, Accepted: in.Accepted, Rejected: in.Rejected,
-			Duplicate: in.Duplicate, Quarantine: in.Quarantine, StagedAt: &in.StagedAt}
+			Status: ingestStatus(in, src, versioned), Reason: in.Reason, IngestID: in.ID, Accepted: in.Accepted, Rejected: in.Rejected,
+			Duplicate: src.Duplicate, Quarantine: in.Quarantine, StagedAt: &in.StagedAt}
 		if n, ok := firstVersion[in.ID]; ok {
 			g.FirstVersion = &n
 		}
@@ -119,15 +122,15 @@ func (s *Server) objectHistory(r *http.Request, ds, name string) (objectHistory,
 	return h, nil
 }
 
-func ingestStatus(in registry.Ingest) string {
+// ingestStatus judges a generation by its ingest and, once versioned, its
+// share of the version (duplicates are found when a version is cut).
+func ingestStatus(in registry.Ingest, share registry.VersionSource, versioned bool) string {
 	switch {
-	case in.Reason != "":
+	case in.Reason != "" || in.Accepted == 0:
 		return ingestRejected
-	case in.Accepted > 0:
-		return ingestAccepted
-	case in.Duplicate > 0:
+	case versioned && share.Rows == 0:
 		return ingestDuplicate
 	default:
-		return ingestRejected
+		return ingestAccepted
 	}
 }

@@ -19,25 +19,28 @@ func Status(ctx context.Context, reg *registry.Registry, d *dataset.Definition) 
 	if err != nil {
 		return st, err
 	}
-	included := map[string]bool{}
+	share := map[string]registry.VersionSource{}
 	for _, v := range versions {
 		st.Versions = append(st.Versions, versionSummary{Number: v.Number, Rows: v.Rows, NewRows: v.NewRows,
 			TrainRows: v.TrainRows, TestRows: v.TestRows, Hash: v.Hash, Sources: len(v.Sources), CreatedAt: v.CreatedAt})
 		for _, s := range v.Sources {
-			included[s.IngestID] = true
+			if _, ok := share[s.IngestID]; !ok {
+				share[s.IngestID] = s
+			}
 		}
+		st.Rows.Duplicate += v.Duplicate
 	}
 	ingests, err := reg.Ingests(ctx, d.Name)
 	if err != nil {
 		return st, err
 	}
-	st.Uploads = ingests
 	for _, in := range ingests {
+		src, versioned := share[in.ID]
+		st.Uploads = append(st.Uploads, Upload{Ingest: in, Duplicate: src.Duplicate, Status: ingestStatus(in, src, versioned)})
 		st.Rows.Accepted += in.Accepted
 		st.Rows.Rejected += in.Rejected
-		st.Rows.Duplicate += in.Duplicate
 		st.Rows.Sources++
-		if !included[in.ID] {
+		if !versioned {
 			st.StagedRows += in.Accepted
 		}
 	}
@@ -49,4 +52,12 @@ func Status(ctx context.Context, reg *registry.Registry, d *dataset.Definition) 
 		return st, err
 	}
 	return st, nil
+}
+
+// Upload is an ingest ledger entry with what the version cut found.
+type Upload struct {
+	registry.Ingest
+	// Duplicate rows were in the dataset already (0 until versioned).
+	Duplicate int    `json:"duplicate"`
+	Status    string `json:"status"`
 }

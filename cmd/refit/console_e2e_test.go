@@ -152,7 +152,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	first := withHostileRow(t, generate(t, 21, 3000))
 	code, body := p.do("POST", "/v1/datasets/housing/uploads?name=first", "text/csv", first)
 	require.Equal(t, 201, code, string(body))
-	p.eventually("first promotion", func() bool { return p.dataset().Champion != nil })
+	p.eventually("first promotion served", p.serving)
 
 	// The index lists the dataset.
 	require.NoError(t, chromedp.Run(ctx, chromedp.Navigate(p.base+"/"), chromedp.WaitVisible(`a[href="/console/housing"]`)))

@@ -199,10 +199,16 @@ func NewPubSub(ctx context.Context, cfg PubSubConfig, logger *slog.Logger, opts 
 		return nil, fmt.Errorf("bus: pubsub client: %w", err)
 	}
 	wm := watermill.NewSlogLogger(logger)
+	// Each publish waits for its acknowledgement (an event is durable
+	// before the handler that caused it acks), so the client's default 10 ms
+	// batching delay would be added to every step of the pipeline.
+	settings := pubsub.DefaultPublishSettings
+	settings.DelayThreshold = time.Millisecond
 	pub, err := googlecloud.NewPublisher(googlecloud.PublisherConfig{
-		ProjectID:     cfg.Project,
-		ClientOptions: opts,
-		Marshaler:     attributeMarshaler{},
+		ProjectID:       cfg.Project,
+		ClientOptions:   opts,
+		Marshaler:       attributeMarshaler{},
+		PublishSettings: &settings,
 	}, wm)
 	if err != nil {
 		_ = admin.Close()

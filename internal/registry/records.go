@@ -43,10 +43,11 @@ type Ingest struct {
 	// SourceTime orders sources (upload time, correction time), so versions
 	// are cut at the same boundaries however late the workers run.
 	SourceTime time.Time `json:"source_time"`
-	Accepted   int       `json:"accepted"`
-	TestRows   int       `json:"test_rows"` // of the accepted
-	Rejected   int       `json:"rejected"`
-	Duplicate  int       `json:"duplicate"`
+	// Accepted rows passed validation. Duplicates among them are dropped
+	// when a version is cut (VersionSource.Duplicate).
+	Accepted int `json:"accepted"`
+	TestRows int `json:"test_rows"` // of the accepted
+	Rejected int `json:"rejected"`
 	// Chunk holds the accepted rows (staged CSV); empty when none.
 	Chunk string `json:"chunk,omitempty"`
 	// Quarantine lists the rejected rows with reasons; empty when none.
@@ -72,7 +73,10 @@ type Correction struct {
 type VersionSource struct {
 	IngestID string `json:"ingest_id"`
 	Source   Source `json:"source"`
-	Rows     int    `json:"rows"`
+	// Rows are the source's rows new to the dataset; Duplicate, its rows
+	// that were in it already (or earlier in the source).
+	Rows      int `json:"rows"`
+	Duplicate int `json:"duplicate"`
 }
 
 // Version is an immutable dataset version: its parent's rows plus new ones.
@@ -88,6 +92,9 @@ type Version struct {
 	TrainRows  int    `json:"train_rows"`
 	TestRows   int    `json:"test_rows"`
 	NewRows    int    `json:"new_rows"`
+	// Duplicate counts the batch's rows dropped as already in the dataset.
+	// A version whose rows were all duplicates has its parent's hash.
+	Duplicate int `json:"duplicate"`
 	// Blobs hold the rows in order: the parent's blobs, then this version's
 	// new rows (staged CSV).
 	Blobs []string `json:"blobs"`

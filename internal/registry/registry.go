@@ -8,14 +8,12 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/store"
 )
 
 // Collections.
 const (
 	colIngests     = "ingests"
-	colRows        = "rows"
 	colCorrections = "corrections"
 	colVersions    = "versions"
 	colRuns        = "runs"
@@ -27,7 +25,7 @@ const (
 
 // Collections lists every collection, for setup (indexes) and tests.
 func Collections() []string {
-	return []string{colIngests, colRows, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks}
+	return []string{colIngests, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks}
 }
 
 // Registry reads and writes Refit's records.
@@ -124,49 +122,6 @@ func (r *Registry) Ingest(ctx context.Context, ds, id string) (Ingest, error) {
 // Ingests returns a dataset's ledger (in ID order).
 func (r *Registry) Ingests(ctx context.Context, ds string) ([]Ingest, error) {
 	return list[Ingest](ctx, r, colIngests, ds+"/")
-}
-
-type rowClaim struct {
-	Ingest string `json:"ingest"`
-}
-
-// ClaimRows claims rows for an ingest: a row belongs to the first ingest
-// that claimed it. dup[i] is true when hashes[i] belongs to another ingest.
-// Claims are permanent, so a retried ingest finds its own claims and gets
-// the same answer.
-func (r *Registry) ClaimRows(ctx context.Context, ds, ingestID string, hashes []dataset.RowHash) ([]bool, error) {
-	body, _ := json.Marshal(rowClaim{Ingest: ingestID})
-	docs := make([]store.Doc, len(hashes))
-	for i, h := range hashes {
-		docs[i] = store.Doc{Key: key(ds, h.String()), Body: body}
-	}
-	dup, err := r.docs.InsertMany(ctx, colRows, docs)
-	if err != nil {
-		return nil, fmt.Errorf("claim rows: %w", err)
-	}
-	var taken []string
-	for i, d := range dup {
-		if d {
-			taken = append(taken, docs[i].Key)
-		}
-	}
-	if len(taken) == 0 {
-		return dup, nil
-	}
-	owners, err := r.docs.GetMany(ctx, colRows, taken)
-	if err != nil {
-		return nil, fmt.Errorf("claim rows: owners: %w", err)
-	}
-	for i, d := range dup {
-		if !d {
-			continue
-		}
-		var c rowClaim
-		if b, ok := owners[docs[i].Key]; ok && json.Unmarshal(b, &c) == nil && c.Ingest == ingestID {
-			dup[i] = false // our own claim from an earlier attempt
-		}
-	}
-	return dup, nil
 }
 
 // AddCorrection stores a correction.

@@ -81,7 +81,7 @@ func newPipelineOn(t *testing.T, def *dataset.Definition, bucket blob.Bucket, do
 	require.NoError(t, err)
 	p := &pipeline{t: t, def: def, bucket: bucket, reg: registry.New(workerDocs), gw: registry.New(docs), q: &queue{}}
 	m := prometheus.NewRegistry()
-	p.pre, err = preprocess.New(preprocess.Config{Datasets: catalog, Bucket: bucket, Registry: p.reg, Publisher: p.q, Logger: quiet(), Metrics: m, ClaimBatch: 97})
+	p.pre, err = preprocess.New(preprocess.Config{Datasets: catalog, Bucket: bucket, Registry: p.reg, Publisher: p.q, Logger: quiet(), Metrics: m})
 	require.NoError(t, err)
 	p.ver, err = version.New(version.Config{Datasets: catalog, Bucket: bucket, Registry: p.reg, Publisher: p.q, Logger: quiet(), Metrics: m})
 	require.NoError(t, err)
@@ -176,7 +176,7 @@ type state struct {
 	Runs      []string // id spec version rmse
 	Decisions int
 	Champion  string
-	Claims    int
+	Accepted  int
 }
 
 func (p *pipeline) state() state {
@@ -186,14 +186,14 @@ func (p *pipeline) state() state {
 	ingests, err := p.reg.Ingests(ctx, "housing")
 	require.NoError(p.t, err)
 	for _, in := range ingests {
-		s.Ingests = append(s.Ingests, fmt.Sprintf("%s %d/%d/%d", in.Source.Key(), in.Accepted, in.Rejected, in.Duplicate))
-		s.Claims += in.Accepted
+		s.Ingests = append(s.Ingests, fmt.Sprintf("%s %d/%d", in.Source.Key(), in.Accepted, in.Rejected))
+		s.Accepted += in.Accepted
 	}
 	sort.Strings(s.Ingests)
 	versions, err := p.reg.Versions(ctx, "housing")
 	require.NoError(p.t, err)
 	for _, v := range versions {
-		s.Versions = append(s.Versions, fmt.Sprintf("v%d %s %d", v.Number, v.Hash, v.Rows))
+		s.Versions = append(s.Versions, fmt.Sprintf("v%d %s %d/%d", v.Number, v.Hash, v.Rows, v.Duplicate))
 	}
 	runs, err := p.reg.Runs(ctx, "housing")
 	require.NoError(p.t, err)

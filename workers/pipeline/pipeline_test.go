@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store"
 )
@@ -48,15 +49,18 @@ func TestSameFileTwiceIngestsNothingNew(t *testing.T) {
 	p.drain()
 	require.Equal(t, before, p.state())
 
-	// Same bytes under another name: a new source whose rows are all duplicates.
+	// Same bytes under another name: a new source whose rows are all
+	// duplicates. The version that takes it has its parent's content, so
+	// its parent's hash, and nothing is trained again.
 	p.q.Publish(context.Background(), p.upload("copy.csv", 1, 700, 0))
 	p.drain()
 	after := p.state()
-	require.Equal(t, before.Versions, after.Versions)
 	require.Equal(t, before.Runs, after.Runs)
 	require.Len(t, after.Ingests, 2)
 	require.Contains(t, strings.Join(after.Ingests, "\n"), "copy.csv#")
-	require.Contains(t, strings.Join(after.Ingests, "\n"), " 0/0/700")
+	require.Len(t, after.Versions, 2)
+	v1 := strings.Fields(before.Versions[0])
+	require.Equal(t, []string{"v2", v1[1], "700/700"}, strings.Fields(after.Versions[1]))
 }
 
 // scenario feeds the pipeline: uploads and corrections, each followed by
@@ -369,4 +373,43 @@ func TestObjectEventsThatAreNotUploadsAreIgnored(t *testing.T) {
 		require.NoError(t, p.deliver(e))
 	}
 	require.Empty(t, p.state().Ingests)
+}
+
+// Rows repeated across sources are dropped when a version is cut: against
+// earlier sources of the same batch and against the parent version.
+func TestOverlappingFilesAreDeduplicatedAtTheCut(t *testing.T) {
+	p, _, _ := freshPipeline(t, 500)
+	ctx := context.Background()
+	// The same generator seed gives the same houses, so b's first 400 rows
+	// are a's 400 rows, and c's first 600 are the dataset's 600.
+	a, b := p.upload("a.csv", 1, 400, 0), p.upload("b.csv", 1, 600, 0)
+	p.q.Publish(ctx, b)
+	p.q.Publish(ctx, a)
+	p.drain()
+	v1, err := p.reg.Version(ctx, "housing", 1)
+	require.NoError(t, err)
+	require.Equal(t, 600, v1.NewRows)
+	require.Equal(t, 400, v1.Duplicate)
+	require.Equal(t, 600, v1.Rows)
+	require.Equal(t, v1.Rows, v1.TrainRows+v1.TestRows)
+
+	p.q.Publish(ctx, p.upload("c.csv", 1, 700, 0))
+	p.drain()
+	v2, err := p.reg.Version(ctx, "housing", 2)
+	require.NoError(t, err)
+	require.Equal(t, 100, v2.NewRows)
+	require.Equal(t, 600, v2.Duplicate)
+	require.Equal(t, 700, v2.Rows)
+	require.Len(t, v2.Sources, 1)
+	require.Equal(t, 100, v2.Sources[0].Rows)
+
+	// The version's rows are unique and are exactly 700 houses.
+	seen := map[dataset.RowHash]bool{}
+	scan := p.def.ScanBlobs(ctx, p.bucket, v2.Blobs, nil)
+	require.NoError(t, scan(func(r dataset.StagedRow) error {
+		require.False(t, seen[r.Hash], "row %s twice in version 2", r.Hash)
+		seen[r.Hash] = true
+		return nil
+	}))
+	require.Len(t, seen, 700)
 }

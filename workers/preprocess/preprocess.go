@@ -3,14 +3,16 @@
 //
 // For each source (one generation of one uploaded object, or one
 // correction) it streams the rows, quarantines the bad ones with their
-// reason, drops rows already staged by another source, writes the rest as an
-// immutable staged chunk and records the outcome in the ingest ledger. The
-// ledger entry is inserted last, under the source's idempotency key: until
-// it exists the work is redone from scratch (with the same result, since
-// row claims remember their owner); once it exists nothing is redone.
+// reason, writes the rest with their content hash as an immutable staged
+// chunk and records the outcome in the ingest ledger. Duplicates are left
+// for the version cut, which sees every source in order. The ledger entry is
+// inserted last, under the source's idempotency key: until it exists the
+// work is redone from scratch (with the same result: the chunk is a function
+// of the source); once it exists nothing is redone.
 package preprocess
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -49,8 +51,6 @@ type Config struct {
 	Publisher Publisher
 	Logger    *slog.Logger
 	Metrics   prometheus.Registerer
-	// ClaimBatch rows are claimed per store round trip (default 4096).
-	ClaimBatch int
 	// MaxRejectedListed caps the rejected rows written to a quarantine
 	// report (default 10,000); the rest are counted.
 	MaxRejectedListed int
@@ -63,19 +63,15 @@ type Worker struct {
 	reg         *registry.Registry
 	pub         Publisher
 	log         *slog.Logger
-	claimBatch  int
 	maxRejected int
 
-	accepted, rejected, duplicate *prometheus.CounterVec
+	accepted, rejected *prometheus.CounterVec
 }
 
 // New builds the worker.
 func New(cfg Config) (*Worker, error) {
 	if cfg.Datasets == nil || cfg.Bucket == nil || cfg.Registry == nil || cfg.Publisher == nil || cfg.Logger == nil || cfg.Metrics == nil {
 		return nil, errors.New("preprocess: missing dependency")
-	}
-	if cfg.ClaimBatch <= 0 {
-		cfg.ClaimBatch = 32768
 	}
 	if cfg.MaxRejectedListed <= 0 {
 		cfg.MaxRejectedListed = 10_000
@@ -87,10 +83,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	return &Worker{
 		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
-		log: cfg.Logger.With("component", "preprocess"), claimBatch: cfg.ClaimBatch, maxRejected: cfg.MaxRejectedListed,
-		accepted:  counter("refit_rows_accepted_total", "Rows accepted and staged."),
-		rejected:  counter("refit_rows_rejected_total", "Rows rejected and quarantined."),
-		duplicate: counter("refit_rows_duplicate_total", "Rows dropped as duplicates of rows already staged."),
+		log: cfg.Logger.With("component", "preprocess"), maxRejected: cfg.MaxRejectedListed,
+		accepted: counter("refit_rows_accepted_total", "Rows accepted and staged."),
+		rejected: counter("refit_rows_rejected_total", "Rows rejected and quarantined."),
 	}, nil
 }
 
@@ -195,78 +190,52 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 	var rejected []dataset.Rejected
 	chunk := fmt.Sprintf("staged/%s/%s.csv", d.Name, in.ID)
 	_, err := w.bucket.Write(ctx, chunk, blob.CreateOnly, func(out io.Writer) error {
-		sw := d.NewStagedWriter(out)
-		seen := map[dataset.RowHash]struct{}{} // rows of this source: the second copy is a duplicate
-		batch := make([]dataset.StagedRow, 0, w.claimBatch)
-		hashes := make([]dataset.RowHash, 0, w.claimBatch)
-		flush := func() error {
-			if len(batch) == 0 {
-				return nil
-			}
-			dup, err := w.reg.ClaimRows(ctx, d.Name, in.ID, hashes)
-			if err != nil {
-				return err
-			}
-			for i, r := range batch {
-				if dup[i] {
-					in.Duplicate++
-					continue
-				}
-				if err := sw.Write(r); err != nil {
-					return err
-				}
-				in.Accepted++
-				if r.Test {
-					in.TestRows++
-				}
-			}
-			batch, hashes = batch[:0], hashes[:0]
-			return nil
+		in.Accepted, in.TestRows, in.Rejected, rejected = 0, 0, 0, nil // a retried write starts over
+		bw := bufio.NewWriterSize(out, 256<<10)
+		if _, err := bw.Write(d.HeaderRecord()); err != nil {
+			return err
 		}
+		enc := d.NewStagedEncoder(in.Source.Key())
+		next, stop := readAhead(ctx, rows)
+		defer stop()
 		for {
-			row, rej, err := rows.Next()
+			batch, err := next()
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
 				return err
 			}
-			if rej != nil {
-				in.Rejected++
-				if len(rejected) < w.maxRejected {
-					rejected = append(rejected, *rej)
+			for _, p := range batch {
+				if p.rej != nil {
+					in.Rejected++
+					if len(rejected) < w.maxRejected {
+						rejected = append(rejected, *p.rej)
+					}
+					continue
 				}
-				continue
-			}
-			h := d.Hash(row)
-			if _, ok := seen[h]; ok {
-				in.Duplicate++
-				continue
-			}
-			seen[h] = struct{}{}
-			batch = append(batch, dataset.StagedRow{Row: row, Hash: h, Test: d.IsTest(h), Source: in.Source.Key()})
-			hashes = append(hashes, h)
-			if len(batch) == cap(batch) {
-				if err := flush(); err != nil {
+				_, test, rec := enc.Encode(p.row)
+				if _, err := bw.Write(rec); err != nil {
 					return err
 				}
+				in.Accepted++
+				if test {
+					in.TestRows++
+				}
 			}
-		}
-		if err := flush(); err != nil {
-			return err
 		}
 		if in.Accepted == 0 {
 			return errNoRows
 		}
-		return sw.Flush()
+		return bw.Flush()
 	})
 	switch {
 	case err == nil, errors.Is(err, blob.ErrExists):
 		// ErrExists: an earlier attempt committed the same chunk (the output
-		// is a function of the input and the row claims).
+		// is a function of the input).
 		in.Chunk = chunk
 	case errors.Is(err, errNoRows):
-		if in.Rejected > 0 && in.Duplicate == 0 {
+		if in.Rejected > 0 {
 			in.Reason = "no valid rows"
 		}
 	default:
@@ -309,9 +278,8 @@ func (w *Worker) finish(ctx context.Context, d *dataset.Definition, in registry.
 	}
 	w.accepted.WithLabelValues(d.Name).Add(float64(in.Accepted))
 	w.rejected.WithLabelValues(d.Name).Add(float64(in.Rejected))
-	w.duplicate.WithLabelValues(d.Name).Add(float64(in.Duplicate))
 	w.log.Info("staged", "dataset", d.Name, "source", in.Source.Key(), "accepted", in.Accepted,
-		"rejected", in.Rejected, "duplicate", in.Duplicate, "reason", in.Reason, "correlation_id", correlation)
+		"rejected", in.Rejected, "reason", in.Reason, "correlation_id", correlation)
 	return w.announce(ctx, in, correlation)
 }
 
@@ -335,7 +303,7 @@ func (w *Worker) announce(ctx context.Context, in registry.Ingest, correlation s
 	}
 	return w.pub.Publish(ctx, &events.RowsStaged{
 		Meta:     events.Meta{ID: "rows.staged/" + in.Dataset + "/" + in.ID, Dataset: in.Dataset, Time: time.Now().UTC(), CorrelationID: correlation},
-		IngestID: in.ID, Source: in.Source.Key(), Accepted: in.Accepted, Rejected: in.Rejected, Duplicate: in.Duplicate,
+		IngestID: in.ID, Source: in.Source.Key(), Accepted: in.Accepted, Rejected: in.Rejected,
 	})
 }
 

@@ -9,10 +9,8 @@
 package version
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/csv"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -59,9 +57,10 @@ type Worker struct {
 	pub      Publisher
 	log      *slog.Logger
 
-	versions   *prometheus.CounterVec
-	latest     *prometheus.GaugeVec
-	stagedRows *prometheus.GaugeVec
+	versions      *prometheus.CounterVec
+	duplicateRows *prometheus.CounterVec
+	latest        *prometheus.GaugeVec
+	stagedRows    *prometheus.GaugeVec
 }
 
 // New builds the worker.
@@ -75,6 +74,9 @@ func New(cfg Config) (*Worker, error) {
 		versions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refit_dataset_versions_total", Help: "Dataset versions cut by this process.",
 		}, []string{"dataset"}),
+		duplicateRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refit_rows_duplicate_total", Help: "Rows dropped when a version was cut, as already in the dataset.",
+		}, []string{"dataset"}),
 		latest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "refit_dataset_latest_version", Help: "Number of the newest dataset version.",
 		}, []string{"dataset"}),
@@ -82,7 +84,7 @@ func New(cfg Config) (*Worker, error) {
 			Name: "refit_staged_rows_waiting", Help: "Staged rows not yet in a version.",
 		}, []string{"dataset"}),
 	}
-	cfg.Metrics.MustRegister(w.versions, w.latest, w.stagedRows)
+	cfg.Metrics.MustRegister(w.versions, w.duplicateRows, w.latest, w.stagedRows)
 	return w, nil
 }
 
@@ -180,9 +182,10 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 		return false, err
 	}
 	w.versions.WithLabelValues(d.Name).Inc()
+	w.duplicateRows.WithLabelValues(d.Name).Add(float64(v.Duplicate))
 	w.latest.WithLabelValues(d.Name).Set(float64(v.Number))
 	w.stagedRows.WithLabelValues(d.Name).Set(float64(waiting - v.NewRows))
-	w.log.Info("version cut", "dataset", d.Name, "version", v.Number, "rows", v.Rows, "new_rows", v.NewRows,
+	w.log.Info("version cut", "dataset", d.Name, "version", v.Number, "rows", v.Rows, "new_rows", v.NewRows, "duplicate", v.Duplicate,
 		"sources", len(v.Sources), "hash", v.Hash, "correlation_id", correlation)
 	if correlation == "" {
 		correlation = fmt.Sprintf("%s/v%d", d.Name, v.Number)
@@ -231,8 +234,13 @@ func (w *Worker) watermark(ctx context.Context, d *dataset.Definition, ledger []
 	return mark, nil
 }
 
-// build writes the version's new rows (the batch's chunks, concatenated) as
-// one blob and describes the version.
+// build writes the version's new rows as one blob and describes the
+// version. A row already in the parent version, or earlier in the batch (in
+// source order, then file order), is a duplicate and is dropped here: this
+// worker is the one place that sees every source in order, so deduplication
+// costs no per-row record in the store, and its result depends only on the
+// sources. Each rows blob has a sorted index of its row hashes beside it
+// (rowIndexName) that later cuts check against.
 func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent registry.Version, batch []registry.Ingest) (registry.Version, error) {
 	ids := make([]string, len(batch))
 	v := registry.Version{
@@ -242,32 +250,53 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	}
 	for i, in := range batch {
 		ids[i] = in.ID
-		v.Sources = append(v.Sources, registry.VersionSource{IngestID: in.ID, Source: in.Source, Rows: in.Accepted})
-		v.NewRows += in.Accepted
-		v.TestRows += in.TestRows
-		v.TrainRows += in.Accepted - in.TestRows
 	}
-	v.Rows += v.NewRows
 	for _, m := range d.Models {
 		v.Specs = append(v.Specs, m.Hash())
+	}
+	dup, err := w.duplicates(ctx, d, parent, batch)
+	if err != nil {
+		return v, err
 	}
 	// Named by its inputs, so a retry or a racing worker writes the same
 	// object; its content hash goes into the version hash.
 	inputs := sha256.Sum256([]byte(parent.Hash + "\n" + strings.Join(ids, "\n")))
 	name := fmt.Sprintf("datasets/%s/rows/%s.csv", d.Name, hex.EncodeToString(inputs[:12]))
-	_, err := w.bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
-		if _, err := io.WriteString(out, csvLine(d.StagedHeader())); err != nil {
+	var taken batchRows
+	_, err = w.bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
+		if _, err := out.Write(d.HeaderRecord()); err != nil {
 			return err
 		}
-		for _, in := range batch {
-			if err := w.copyRows(ctx, in.Chunk, out); err != nil {
-				return err
-			}
+		taken, err = w.take(ctx, d, batch, dup, out)
+		if err == nil && len(taken.hashes) == 0 {
+			err = errNoNewRows
 		}
-		return nil
+		return err
 	})
-	if err != nil && !errors.Is(err, blob.ErrExists) {
+	if errors.Is(err, blob.ErrExists) {
+		// An earlier attempt wrote the same blob: count without writing.
+		taken, err = w.take(ctx, d, batch, dup, nil)
+	}
+	v.Sources = taken.sources
+	for _, src := range taken.sources {
+		v.NewRows += src.Rows
+		v.Duplicate += src.Duplicate
+	}
+	switch {
+	case errors.Is(err, errNoNewRows):
+		// Every row was in the dataset already: same content, same hash, so
+		// nothing is trained twice; the version records that the sources
+		// were taken.
+		v.Hash = parent.Hash
+		return v, nil
+	case err != nil:
 		return v, fmt.Errorf("write %s: %w", name, err)
+	}
+	v.Rows += v.NewRows
+	v.TestRows += taken.test
+	v.TrainRows = v.Rows - v.TestRows
+	if err := w.writeRowIndex(ctx, rowIndexName(name), taken.hashes); err != nil {
+		return v, err
 	}
 	sum, err := w.hashBlob(ctx, name)
 	if err != nil {
@@ -279,19 +308,45 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	return v, nil
 }
 
-// copyRows copies a staged chunk without its header line.
-func (w *Worker) copyRows(ctx context.Context, chunk string, out io.Writer) error {
-	rc, err := w.bucket.Open(ctx, chunk)
-	if err != nil {
-		return fmt.Errorf("open chunk %s: %w", chunk, err)
+var errNoNewRows = errors.New("no new rows")
+
+// batchRows is what a batch adds to a version.
+type batchRows struct {
+	sources []registry.VersionSource
+	hashes  []dataset.RowHash // of the rows taken, in order
+	test    int               // rows taken in the test split
+}
+
+// take reads the batch's chunks in order and copies the rows that are not
+// duplicates to out (when not nil).
+func (w *Worker) take(ctx context.Context, d *dataset.Definition, batch []registry.Ingest, dup bitset, out io.Writer) (batchRows, error) {
+	var b batchRows
+	pos := 0
+	for _, in := range batch {
+		src := registry.VersionSource{IngestID: in.ID, Source: in.Source}
+		err := w.eachRecord(ctx, d, in.Chunk, func(rec []byte, h dataset.RowHash, test bool) error {
+			defer func() { pos++ }()
+			if dup.has(pos) {
+				src.Duplicate++
+				return nil
+			}
+			src.Rows++
+			if test {
+				b.test++
+			}
+			b.hashes = append(b.hashes, h)
+			if out == nil {
+				return nil
+			}
+			_, err := out.Write(rec)
+			return err
+		})
+		if err != nil {
+			return b, err
+		}
+		b.sources = append(b.sources, src)
 	}
-	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 64<<10)
-	if _, err := br.ReadString('\n'); err != nil {
-		return fmt.Errorf("chunk %s: header: %w", chunk, err)
-	}
-	_, err = io.Copy(out, br)
-	return err
+	return b, nil
 }
 
 func (w *Worker) hashBlob(ctx context.Context, name string) (string, error) {
@@ -305,12 +360,4 @@ func (w *Worker) hashBlob(ctx context.Context, name string) (string, error) {
 		return "", fmt.Errorf("hash %s: %w", name, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func csvLine(fields []string) string {
-	var b strings.Builder
-	cw := csv.NewWriter(&b)
-	_ = cw.Write(fields)
-	cw.Flush()
-	return b.String()
 }

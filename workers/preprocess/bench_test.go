@@ -1,0 +1,90 @@
+package preprocess_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/blob/local"
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/internal/store/bolt"
+	"github.com/refit-ml/refit/internal/synth"
+	"github.com/refit-ml/refit/workers/preprocess"
+)
+
+type discard struct{}
+
+func (discard) Publish(context.Context, events.Event) error { return nil }
+
+// BenchmarkStage stages one generated housing file on the embedded
+// profile's storage (a local folder and bbolt), as `refit run` does.
+func BenchmarkStage(b *testing.B) {
+	for _, rows := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprint(rows), func(b *testing.B) {
+			raw, err := os.ReadFile("../../schemas/datasets/housing.json")
+			if err != nil {
+				b.Fatal(err)
+			}
+			def, err := dataset.Parse(raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			catalog, err := dataset.NewCatalog(def)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var data bytes.Buffer
+			if err := (synth.Housing{Seed: 1}).Write(&data, rows); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(data.Len()))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				dir := b.TempDir()
+				bucket, err := local.New(filepath.Join(dir, "bucket"), "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				docs, err := bolt.Open(filepath.Join(dir, "refit.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				w, err := preprocess.New(preprocess.Config{
+					Datasets: catalog, Bucket: bucket, Registry: registry.New(docs), Publisher: discard{},
+					Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry(),
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				name := events.IncomingPrefix + "housing/data.csv"
+				obj, err := bucket.Write(context.Background(), name, blob.CreateOnly, func(w io.Writer) error {
+					_, err := w.Write(data.Bytes())
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				e := &events.ObjectFinalized{Bucket: bucket.Name(), Name: name, Generation: obj.Generation,
+					EventType: events.EventTypeFinalize, Updated: time.Now()}
+				b.StartTimer()
+				if err := w.HandleObject(context.Background(), e); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				docs.Close()
+			}
+		})
+	}
+}
