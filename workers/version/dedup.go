@@ -2,8 +2,9 @@ package version
 
 import (
 	"bufio"
-	"bytes"
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -43,7 +44,7 @@ func (w *Worker) duplicates(ctx context.Context, d *dataset.Definition, parent r
 	}
 	dup := make(bitset, (len(rows)+63)/64)
 	slices.SortFunc(rows, func(a, b positioned) int {
-		if c := bytes.Compare(a.hash[:], b.hash[:]); c != 0 {
+		if c := compareHashes(a.hash, b.hash); c != 0 {
 			return c
 		}
 		return a.pos - b.pos
@@ -76,7 +77,7 @@ func markKnown(rows []positioned, next func() (dataset.RowHash, bool, error), du
 		if err != nil || !ok {
 			return err
 		}
-		for i < len(rows) && bytes.Compare(rows[i].hash[:], h[:]) < 0 {
+		for i < len(rows) && compareHashes(rows[i].hash, h) < 0 {
 			i++
 		}
 		if i < len(rows) && rows[i].hash == h {
@@ -87,6 +88,14 @@ func markKnown(rows []positioned, next func() (dataset.RowHash, bool, error), du
 	return nil
 }
 
+// compareHashes orders hashes as bytes.Compare does, a word at a time.
+func compareHashes(a, b dataset.RowHash) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+		return c
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
+}
+
 // rowIndexName is where the sorted row hashes of a rows blob are kept.
 func rowIndexName(rowsBlob string) string {
 	return strings.TrimSuffix(rowsBlob, ".csv") + ".index"
@@ -95,7 +104,7 @@ func rowIndexName(rowsBlob string) string {
 // writeRowIndex writes the sorted hashes, 16 bytes each.
 func (w *Worker) writeRowIndex(ctx context.Context, name string, hashes []dataset.RowHash) error {
 	sorted := slices.Clone(hashes)
-	slices.SortFunc(sorted, func(a, b dataset.RowHash) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(sorted, compareHashes)
 	_, err := w.bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
 		bw := bufio.NewWriterSize(out, 64<<10)
 		for _, h := range sorted {
@@ -126,7 +135,7 @@ func (w *Worker) eachIndexed(ctx context.Context, d *dataset.Definition, rowsBlo
 		if err != nil {
 			return err
 		}
-		slices.SortFunc(hashes, func(a, b dataset.RowHash) int { return bytes.Compare(a[:], b[:]) })
+		slices.SortFunc(hashes, compareHashes)
 		return fn(func() (dataset.RowHash, bool, error) {
 			if len(hashes) == 0 {
 				return dataset.RowHash{}, false, nil

@@ -9,6 +9,7 @@
 package version
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,6 +19,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +58,12 @@ type Worker struct {
 	reg      *registry.Registry
 	pub      Publisher
 	log      *slog.Logger
+
+	// locks serialises cuts of one dataset in this process: an event and
+	// the reconcile loop would otherwise build the same version twice
+	// (safe, the loser's insert fails, but twice the work).
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
 
 	versions      *prometheus.CounterVec
 	duplicateRows *prometheus.CounterVec
@@ -111,12 +119,29 @@ func (w *Worker) Cut(ctx context.Context, name, correlation string) error {
 	if !ok {
 		return fmt.Errorf("unknown dataset %q", name)
 	}
+	lock := w.lock(name)
+	lock.Lock()
+	defer lock.Unlock()
 	for {
 		cut, err := w.cutOne(ctx, d, correlation)
 		if err != nil || !cut {
 			return err
 		}
 	}
+}
+
+func (w *Worker) lock(dataset string) *sync.Mutex {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.locks == nil {
+		w.locks = map[string]*sync.Mutex{}
+	}
+	l, ok := w.locks[dataset]
+	if !ok {
+		l = &sync.Mutex{}
+		w.locks[dataset] = l
+	}
+	return l
 }
 
 // cutOne cuts the next version if a batch is waiting. It reports whether
@@ -263,15 +288,24 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	inputs := sha256.Sum256([]byte(parent.Hash + "\n" + strings.Join(ids, "\n")))
 	name := fmt.Sprintf("datasets/%s/rows/%s.csv", d.Name, hex.EncodeToString(inputs[:12]))
 	var taken batchRows
+	var contentHash string
 	_, err = w.bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
-		if _, err := out.Write(d.HeaderRecord()); err != nil {
+		sum := sha256.New() // the content hash, without reading the blob back
+		bw := bufio.NewWriterSize(io.MultiWriter(out, sum), 256<<10)
+		if _, err := bw.Write(d.HeaderRecord()); err != nil {
 			return err
 		}
-		taken, err = w.take(ctx, d, batch, dup, out)
-		if err == nil && len(taken.hashes) == 0 {
-			err = errNoNewRows
+		if taken, err = w.take(ctx, d, batch, dup, bw); err != nil {
+			return err
 		}
-		return err
+		if len(taken.hashes) == 0 {
+			return errNoNewRows
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		contentHash = hex.EncodeToString(sum.Sum(nil))
+		return nil
 	})
 	if errors.Is(err, blob.ErrExists) {
 		// An earlier attempt wrote the same blob: count without writing.
@@ -298,11 +332,12 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	if err := w.writeRowIndex(ctx, rowIndexName(name), taken.hashes); err != nil {
 		return v, err
 	}
-	sum, err := w.hashBlob(ctx, name)
-	if err != nil {
-		return v, err
+	if contentHash == "" { // written by an earlier attempt
+		if contentHash, err = w.hashBlob(ctx, name); err != nil {
+			return v, err
+		}
 	}
-	whole := sha256.Sum256([]byte(parent.Hash + ":" + sum))
+	whole := sha256.Sum256([]byte(parent.Hash + ":" + contentHash))
 	v.Hash = hex.EncodeToString(whole[:])
 	v.Blobs = append(v.Blobs, name)
 	return v, nil

@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string) error {
 		fs.StringVar(&cfg.only, "only", "", "comma list of workloads: serving,swap,freshness,throughput (default all)")
 		fs.StringVar(&cfg.python, "python", "/usr/bin/python3", "Python with flask, gunicorn, sklearn, pandas (Debian's)")
 		fs.StringVar(&cfg.rev, "rev", "", "build refit from this git revision (default: the working tree)")
+		fs.StringVar(&cfg.sizes, "sizes", "10000,100000,1000000", "throughput: rows per generated file, comma separated")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}

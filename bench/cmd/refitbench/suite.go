@@ -18,6 +18,7 @@ type suiteConfig struct {
 	only   string
 	python string
 	rev    string
+	sizes  string // throughput file sizes, comma separated
 }
 
 type suiteState struct {
@@ -126,6 +127,11 @@ func loadavg() string {
 
 // refitProc starts `refit run` on a fresh data folder.
 func (s *suiteState) refitProc(ctx context.Context, name string, extraEnv ...string) (*proc, error) {
+	return s.refitProcOn(ctx, name, serverCPU, extraEnv...)
+}
+
+// refitProcOn starts `refit run` on the CPUs listed (all when empty).
+func (s *suiteState) refitProcOn(ctx context.Context, name, cpus string, extraEnv ...string) (*proc, error) {
 	dir, err := filepath.Abs(filepath.Join(s.cfg.out, name+"-data"))
 	if err != nil {
 		return nil, err
@@ -137,7 +143,10 @@ func (s *suiteState) refitProc(ctx context.Context, name string, extraEnv ...str
 	if err != nil {
 		return nil, err
 	}
-	cmd := pinned(serverCPU, s.refit, "run")
+	cmd := exec.Command(s.refit, "run")
+	if cpus != "" {
+		cmd = pinned(cpus, s.refit, "run")
+	}
 	cmd.Env = append(os.Environ(), "REFIT_DATA_DIR="+dir, "REFIT_HTTP_ADDR="+addr, "REFIT_LOG_LEVEL=warn")
 	cmd.Env = append(cmd.Env, extraEnv...)
 	return startServer(ctx, filepath.Join(s.cfg.out, "logs"), name, cmd, "http://"+addr, "/healthz")

@@ -1,0 +1,127 @@
+package version_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/blob/local"
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/internal/store/memory"
+	"github.com/refit-ml/refit/internal/synth"
+	"github.com/refit-ml/refit/workers/preprocess"
+	"github.com/refit-ml/refit/workers/version"
+)
+
+type discard struct{}
+
+func (discard) Publish(context.Context, events.Event) error { return nil }
+
+// BenchmarkCut cuts the first version of a dataset from one staged file:
+// deduplication, the rows blob, its index and its hash.
+func BenchmarkCut(b *testing.B) {
+	for _, rows := range []int{100_000} {
+		b.Run(fmt.Sprint(rows), func(b *testing.B) {
+			ctx := context.Background()
+			raw, err := os.ReadFile("../../schemas/datasets/housing.json")
+			if err != nil {
+				b.Fatal(err)
+			}
+			def, err := dataset.Parse(raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			catalog, err := dataset.NewCatalog(def)
+			if err != nil {
+				b.Fatal(err)
+			}
+			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+			// Stage the file once.
+			dir := b.TempDir()
+			bucket, err := local.New(filepath.Join(dir, "staging"), "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			reg := registry.New(memory.New())
+			pre, err := preprocess.New(preprocess.Config{Datasets: catalog, Bucket: bucket, Registry: reg,
+				Publisher: discard{}, Logger: quiet, Metrics: prometheus.NewRegistry()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var data bytes.Buffer
+			if err := (synth.Housing{Seed: 1}).Write(&data, rows); err != nil {
+				b.Fatal(err)
+			}
+			obj, err := bucket.Write(ctx, events.IncomingPrefix+"housing/a.csv", blob.CreateOnly, func(w io.Writer) error {
+				_, err := w.Write(data.Bytes())
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pre.HandleObject(ctx, events.NewObjectFinalized(obj.Bucket, obj.Name, obj.Generation, obj.Size, obj.Updated)); err != nil {
+				b.Fatal(err)
+			}
+			ingests, err := reg.Ingests(ctx, "housing")
+			if err != nil || len(ingests) != 1 {
+				b.Fatal(ingests, err)
+			}
+			in := ingests[0]
+			rc, err := bucket.Open(ctx, in.Chunk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			chunk, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(chunk)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				fresh, err := local.New(filepath.Join(dir, fmt.Sprint(i)), "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := fresh.Write(ctx, in.Chunk, blob.CreateOnly, func(w io.Writer) error {
+					_, err := w.Write(chunk)
+					return err
+				}); err != nil {
+					b.Fatal(err)
+				}
+				reg := registry.New(memory.New())
+				if err := reg.RecordIngest(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+				w, err := version.New(version.Config{Datasets: catalog, Bucket: fresh, Registry: reg,
+					Publisher: discard{}, Logger: quiet, Metrics: prometheus.NewRegistry()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				if err := w.Cut(ctx, "housing", ""); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(rows), "ns/row")
+				b.StopTimer()
+				if v, err := reg.LatestVersion(ctx, "housing"); err != nil || v.Rows != rows {
+					b.Fatal(v.Rows, err)
+				}
+			}
+		})
+	}
+}
