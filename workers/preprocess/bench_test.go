@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,9 +31,11 @@ type discard struct{}
 func (discard) Publish(context.Context, events.Event) error { return nil }
 
 // BenchmarkStage stages one generated housing file on the embedded
-// profile's storage (a local folder and bbolt), as `refit run` does.
+// profile's storage (a local folder and bbolt), as `refit run` does. It
+// reports the heap the staging added at its peak, which should not grow
+// with the file.
 func BenchmarkStage(b *testing.B) {
-	for _, rows := range []int{10_000, 100_000} {
+	for _, rows := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprint(rows), func(b *testing.B) {
 			raw, err := os.ReadFile("../../schemas/datasets/housing.json")
 			if err != nil {
@@ -50,6 +55,7 @@ func BenchmarkStage(b *testing.B) {
 			}
 			b.SetBytes(int64(data.Len()))
 			b.ReportAllocs()
+			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				dir := b.TempDir()
@@ -78,13 +84,50 @@ func BenchmarkStage(b *testing.B) {
 				}
 				e := &events.ObjectFinalized{Bucket: bucket.Name(), Name: name, Generation: obj.Generation,
 					EventType: events.EventTypeFinalize, Updated: time.Now()}
+				runtime.GC()
+				peak := watchHeap()
 				b.StartTimer()
 				if err := w.HandleObject(context.Background(), e); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
+				b.ReportMetric(peak()/(1<<20), "peak-heap-MiB")
 				docs.Close()
 			}
 		})
+	}
+}
+
+// watchHeap samples the live heap (as of the last garbage collection)
+// until the returned function is called, which gives its peak above the
+// live heap at the start.
+func watchHeap() (peak func() float64) {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	live := func() uint64 {
+		metrics.Read(sample)
+		return sample[0].Value.Uint64()
+	}
+	base := live()
+	var top atomic.Uint64
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := live(); v > top.Load() {
+				top.Store(v)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() float64 {
+		close(done)
+		<-stopped
+		return float64(max(top.Load(), base) - base)
 	}
 }
