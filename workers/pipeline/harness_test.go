@@ -41,7 +41,7 @@ func (q *queue) Publish(_ context.Context, e events.Event) error {
 
 // pipeline is the four workers over one bucket and one store.
 type pipeline struct {
-	t      *testing.T
+	t      testing.TB
 	def    *dataset.Definition
 	bucket blob.Bucket
 	reg    *registry.Registry
@@ -54,7 +54,7 @@ type pipeline struct {
 	pro *promote.Worker
 }
 
-func housing(t *testing.T, batch int) *dataset.Definition {
+func housing(t testing.TB, batch int) *dataset.Definition {
 	t.Helper()
 	b, err := os.ReadFile("../../schemas/datasets/housing.json")
 	require.NoError(t, err)
@@ -70,12 +70,12 @@ func housing(t *testing.T, batch int) *dataset.Definition {
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // newPipeline builds workers on existing storage (a restart reuses it).
-func newPipeline(t *testing.T, def *dataset.Definition, bucket blob.Bucket, docs store.Docs) *pipeline {
+func newPipeline(t testing.TB, def *dataset.Definition, bucket blob.Bucket, docs store.Docs) *pipeline {
 	return newPipelineOn(t, def, bucket, docs, docs)
 }
 
 // newPipelineOn gives the workers their own view of the store (a faulty one).
-func newPipelineOn(t *testing.T, def *dataset.Definition, bucket blob.Bucket, docs, workerDocs store.Docs) *pipeline {
+func newPipelineOn(t testing.TB, def *dataset.Definition, bucket blob.Bucket, docs, workerDocs store.Docs) *pipeline {
 	t.Helper()
 	catalog, err := dataset.NewCatalog(def)
 	require.NoError(t, err)
@@ -92,7 +92,7 @@ func newPipelineOn(t *testing.T, def *dataset.Definition, bucket blob.Bucket, do
 	return p
 }
 
-func freshPipeline(t *testing.T, batch int) (*pipeline, *local.Bucket, store.Docs) {
+func freshPipeline(t testing.TB, batch int) (*pipeline, *local.Bucket, store.Docs) {
 	bucket, err := local.New(t.TempDir(), "test-bucket")
 	require.NoError(t, err)
 	docs := memory.New()

@@ -98,6 +98,19 @@ func New(cfg Config) (*Worker, error) {
 
 // HandleRowsStaged cuts every version the staged rows now allow.
 func (w *Worker) HandleRowsStaged(ctx context.Context, e *events.RowsStaged) error {
+	// A redelivery of a source already in a version brings nothing new, and
+	// checking that reads the versions, not the whole ledger.
+	versions, err := w.reg.Versions(ctx, e.Dataset)
+	if err != nil {
+		return err
+	}
+	for _, v := range versions {
+		for _, src := range v.Sources {
+			if src.IngestID == e.IngestID {
+				return nil
+			}
+		}
+	}
 	return w.Cut(ctx, e.Dataset, e.CorrelationID)
 }
 
@@ -163,11 +176,7 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 		}
 		parent = v
 	}
-	mark, err := w.watermark(ctx, d, ledger)
-	if err != nil {
-		return false, err
-	}
-	pending := slices.DeleteFunc(ledger, func(in registry.Ingest) bool { return in.Accepted == 0 || included[in.ID] })
+	pending := slices.DeleteFunc(slices.Clone(ledger), func(in registry.Ingest) bool { return in.Accepted == 0 || included[in.ID] })
 	slices.SortFunc(pending, func(a, b registry.Ingest) int {
 		if c := a.SourceTime.Compare(b.SourceTime); c != 0 {
 			return c
@@ -180,6 +189,13 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 	}
 	w.stagedRows.WithLabelValues(d.Name).Set(float64(waiting))
 	w.latest.WithLabelValues(d.Name).Set(float64(parent.Number))
+	if waiting < d.BatchSize {
+		return false, nil // most events: no batch yet, and the watermark could only shorten one
+	}
+	mark, err := w.watermark(ctx, d, ledger)
+	if err != nil {
+		return false, err
+	}
 
 	// The shortest prefix of the pending sources that fills a batch. It may
 	// not reach past the watermark: a source uploaded earlier but not staged
