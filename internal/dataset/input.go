@@ -259,12 +259,15 @@ func (ir *InputReader) Next() (Row, *Rejected, error) {
 		if role == roleIgnored || role == roleDropped {
 			continue
 		}
-		f, err := ir.d.ParseValue(ir.cols[i], view(raw))
-		if err != nil {
-			return Row{}, ir.reject(err.Error()), nil
-		}
-		if f.Str != "" {
-			f.Str = ir.own(i, f.Str)
+		f, ok := ir.known(i, raw)
+		if !ok {
+			var err error
+			if f, err = ir.d.ParseValue(ir.cols[i], view(raw)); err != nil {
+				return Row{}, ir.reject(err.Error()), nil
+			}
+			if f.Str != "" {
+				f.Str = ir.own(i, f.Str)
+			}
 		}
 		if role == roleTarget {
 			target = f
@@ -304,6 +307,23 @@ type internTable struct {
 	values     map[string]string
 	hits, miss int
 	off        bool
+}
+
+// known answers for a string value column i accepted before, without
+// validating it again: ParseValue depends on nothing but the column and the
+// value, and the intern table holds only values it accepted as they were
+// (trimmed), so a repeated category skips its pattern and length checks.
+func (ir *InputReader) known(i int, raw []byte) (Field, bool) {
+	t := &ir.intern[i]
+	if t.values == nil || IsNumeric(ir.cols[i]) {
+		return Field{}, false
+	}
+	v, ok := t.values[view(raw)]
+	if !ok {
+		return Field{}, false
+	}
+	t.hits++
+	return Field{Str: v}, true
 }
 
 // own copies a string that views the read buffer (column i's value).

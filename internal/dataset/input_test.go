@@ -83,6 +83,16 @@ func inputCases() []inputCase {
 				i, _ := d.Index("sqft_living")
 				require.Equal(t, 1340.0, rows[1].Fields[i].Num)
 			}},
+		{name: "a value accepted before is still checked when it differs",
+			// The second and third rows repeat an accepted statezip (its
+			// checks are skipped); the others differ by a space or a letter.
+			in:       lines(hdr, good, good, row("statezip", " WA 98133 "), row("statezip", "wa 98133"), good),
+			accepted: 4, rejected: []rej{{5, `statezip: "wa 98133" does not match ^[A-Z]{2} [0-9]{5}$`}},
+			check: func(t *testing.T, d *dataset.Definition, rows []dataset.Row) {
+				for _, r := range rows {
+					require.Equal(t, "WA 98133", field(t, d, r, "statezip"))
+				}
+			}},
 		{name: "missing header", in: lines(good, good),
 			fileErr: `missing target column "price" (line 1 has none of the column names: is the header missing?)`},
 		{name: "missing target column",
