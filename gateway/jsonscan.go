@@ -41,13 +41,20 @@ func (s *jsonScanner) skipSpace() {
 	}
 }
 
-// peek returns the next byte after white space; 0 at the end.
+// peek returns the next byte after white space; 0 at the end (a NUL byte
+// is never valid there either, but atEnd tells them apart).
 func (s *jsonScanner) peek() byte {
 	s.skipSpace()
 	if s.i == len(s.b) {
 		return 0
 	}
 	return s.b[s.i]
+}
+
+// atEnd reports whether only white space is left.
+func (s *jsonScanner) atEnd() bool {
+	s.skipSpace()
+	return s.i == len(s.b)
 }
 
 func (s *jsonScanner) errorf(format string, args ...any) error {
@@ -59,7 +66,7 @@ func (s *jsonScanner) errorf(format string, args ...any) error {
 
 // expect consumes c after white space.
 func (s *jsonScanner) expect(c byte, context string) error {
-	if s.peek() != c || s.i == len(s.b) {
+	if s.peek() != c {
 		return s.errorf("invalid character %q %s", s.at(), context)
 	}
 	s.i++

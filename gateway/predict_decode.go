@@ -43,7 +43,7 @@ const (
 )
 
 type slot struct {
-	start, end int32
+	start, end int
 	state      uint8
 }
 
@@ -124,7 +124,7 @@ func (p *predictDecoder) decode(sch *instanceSchema, maxInstances int) error {
 	if p.docErr != nil {
 		return p.docErr
 	}
-	if p.sc.peek() != 0 {
+	if !p.sc.atEnd() {
 		return badRequest("", "malformed JSON: more than one value in the body (at byte %d)", p.sc.i)
 	}
 	switch {
@@ -138,9 +138,10 @@ func (p *predictDecoder) decode(sch *instanceSchema, maxInstances int) error {
 
 func (p *predictDecoder) document() error {
 	s := &p.sc
-	switch c := s.peek(); c {
-	case 0:
+	if s.atEnd() {
 		return s.errorf("")
+	}
+	switch c := s.peek(); c {
 	case 'n': // null decodes to no instances, as encoding/json leaves the request empty
 		return s.literal("null")
 	case '{':
@@ -344,7 +345,7 @@ func (p *predictDecoder) instance() error {
 		}
 		switch {
 		case keep && known:
-			slots[col] = slot{start: int32(start), end: int32(len(p.text)), state: state}
+			slots[col] = slot{start: start, end: len(p.text), state: state}
 		case !known && unknown == nil:
 			unknown = key
 		}
@@ -398,8 +399,6 @@ func (p *predictDecoder) checkKeys(slots []slot, unknown, badUnknown []byte) {
 // instances, as the store keeps them.
 func (p *predictDecoder) rows(required []bool, m *model.Predictor) ([]storedField, error) {
 	text := string(p.text)
-	cols, d := p.sch.cols, p.sch.def
-	p.fields = append(p.fields[:0], make([]dataset.Field, len(p.sch.kept))...)
 	p.preds, p.ends = p.preds[:0], p.ends[:0]
 	present := 0
 	for _, sl := range p.slots {
@@ -409,34 +408,51 @@ func (p *predictDecoder) rows(required []bool, m *model.Predictor) ([]storedFiel
 	}
 	stored := make([]storedField, 0, present)
 	for i := range p.n {
-		if p.instErr != nil && i == p.instAt {
-			return nil, instanceError(i, p.instErr)
-		}
-		slots := p.slots[i*len(cols) : (i+1)*len(cols)]
-		for k, ci := range p.sch.kept {
-			sl, c := slots[ci], cols[ci]
-			if sl.state == slotAbsent {
-				if required[k] {
-					return nil, instanceError(i, badRequest(c.Name, "missing field %q", c.Name))
-				}
-				p.fields[k] = dataset.Field{}
-				continue
-			}
-			f, err := d.ParseValue(c, text[sl.start:sl.end])
-			if err != nil {
-				return nil, instanceError(i, err)
-			}
-			p.fields[k] = f
+		if err := p.row(i, text, required); err != nil {
+			return nil, err
 		}
 		p.preds = append(p.preds, m.Predict(dataset.Row{Fields: p.fields}))
-		for ci, sl := range slots {
-			if sl.state == slotValue {
-				stored = append(stored, storedField{name: cols[ci].Name, value: text[sl.start:sl.end]})
-			}
-		}
+		stored = p.appendValues(stored, i, text)
 		p.ends = append(p.ends, len(stored))
 	}
 	return stored, nil
+}
+
+// row validates instance i into p.fields; text is p.text as a string.
+func (p *predictDecoder) row(i int, text string, required []bool) error {
+	if p.instErr != nil && i == p.instAt {
+		return instanceError(i, p.instErr)
+	}
+	cols, d := p.sch.cols, p.sch.def
+	p.fields = append(p.fields[:0], make([]dataset.Field, len(p.sch.kept))...)
+	slots := p.slots[i*len(cols) : (i+1)*len(cols)]
+	for k, ci := range p.sch.kept {
+		sl, c := slots[ci], cols[ci]
+		if sl.state == slotAbsent {
+			if required[k] {
+				return instanceError(i, badRequest(c.Name, "missing field %q", c.Name))
+			}
+			continue
+		}
+		f, err := d.ParseValue(c, text[sl.start:sl.end])
+		if err != nil {
+			return instanceError(i, err)
+		}
+		p.fields[k] = f
+	}
+	return nil
+}
+
+// appendValues appends instance i's values as text (instanceValues' map,
+// as a slice).
+func (p *predictDecoder) appendValues(dst []storedField, i int, text string) []storedField {
+	cols := p.sch.cols
+	for ci, sl := range p.slots[i*len(cols) : (i+1)*len(cols)] {
+		if sl.state == slotValue {
+			dst = append(dst, storedField{name: cols[ci].Name, value: text[sl.start:sl.end]})
+		}
+	}
+	return dst
 }
 
 // instanceError prefixes an instance's error with its position.
