@@ -103,9 +103,10 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, t *predictTarge
 	if err == nil {
 		err = p.decode(t.schema, s.cfg.MaxInstances)
 	}
+	var text string
 	var stored []storedField
 	if err == nil {
-		stored, err = p.rows(serving.required(d), serving.Predictor)
+		text, stored, err = p.rows(serving.required(d), serving.Predictor)
 	}
 	if err == nil {
 		err = checkFinite(p.preds)
@@ -115,12 +116,7 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, t *predictTarge
 		s.fail(w, r, err)
 		return status
 	}
-	p.ids = p.ids[:0]
-	from := 0
-	for i, to := range p.ends {
-		p.ids = append(p.ids, s.preds.add(d.Name, stored[from:to:to], p.preds[i]))
-		from = to
-	}
+	p.ids = s.preds.add(t.schema, text, stored, p.ends, p.preds, p.ids[:0])
 	p.out = appendPredictResponse(p.out[:0], p.preds, p.ids, serving.modelJSON())
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)

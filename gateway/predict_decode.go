@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -61,6 +62,10 @@ type predictDecoder struct {
 	slots []slot // per instance, len(sch.cols) slots
 	text  []byte // every value's text, back to back
 	n     int    // instances seen
+	// order is the column of each key of the last instance (-1: unknown):
+	// clients send their keys in the same order every time, so a string
+	// comparison usually spares a map lookup.
+	order []int
 	// Errors in document order, as encoding/json reports the first type
 	// error or unknown field once the whole document parsed.
 	docErr  error
@@ -110,6 +115,9 @@ func (p *predictDecoder) readBody(w http.ResponseWriter, r *http.Request, limit 
 // decode parses p.body for sch. It returns the error a client gets; the
 // instances are then p.n rows to build with row.
 func (p *predictDecoder) decode(sch *instanceSchema, maxInstances int) error {
+	if p.sch != sch {
+		p.order = p.order[:0]
+	}
 	p.sch, p.max = sch, maxInstances
 	p.slots, p.text, p.n = p.slots[:0], p.text[:0], 0
 	p.docErr, p.instErr, p.instAt = nil, nil, 0
@@ -278,7 +286,7 @@ func (p *predictDecoder) instance() error {
 		return nil
 	}
 	var unknown, badUnknown []byte // the first unknown key, and one with an object or array value
-	for {
+	for k := 0; ; k++ {
 		if s.peek() != '"' {
 			return s.errorf("invalid character %q looking for beginning of object key string", s.at())
 		}
@@ -297,7 +305,7 @@ func (p *predictDecoder) instance() error {
 			}
 			key = []byte(k)
 		}
-		col, known := p.sch.index[string(key)]
+		col, known := p.column(k, key)
 		start := len(p.text)
 		state := uint8(slotValue)
 		switch c := s.peek(); {
@@ -367,6 +375,26 @@ func (p *predictDecoder) instance() error {
 	}
 }
 
+// column resolves the k-th key of an instance to its position in
+// p.sch.cols.
+func (p *predictDecoder) column(k int, key []byte) (int, bool) {
+	if k < len(p.order) {
+		if col := p.order[k]; col >= 0 && p.sch.cols[col].Name == string(key) {
+			return col, true
+		}
+	}
+	col, known := p.sch.index[string(key)]
+	if !known {
+		col = -1
+	}
+	if k < len(p.order) {
+		p.order[k] = col
+	} else {
+		p.order = append(p.order, col)
+	}
+	return col, known
+}
+
 // checkKeys records the instance's first error that does not depend on
 // the column's rules: a value of the wrong JSON kind, then an unknown key
 // (instanceValues' order).
@@ -394,11 +422,14 @@ func (p *predictDecoder) checkKeys(slots []slot, unknown, badUnknown []byte) {
 // rows validates each decoded instance against the dataset's columns, in
 // order, and predicts it into p.preds. required[k] says whether kept column
 // k must be present (the model reads it and it is not optional). It returns
-// every instance's values as text for the prediction store, instance i's
-// ending at p.ends[i]: one string and one slice per request, shared by all
-// instances, as the store keeps them.
-func (p *predictDecoder) rows(required []bool, m *model.Predictor) ([]storedField, error) {
-	text := string(p.text)
+// every instance's values for the prediction store, as offsets into text,
+// instance i's ending at p.ends[i]: one string and one slice per request,
+// shared by all instances, as the store keeps them.
+func (p *predictDecoder) rows(required []bool, m *model.Predictor) (text string, stored []storedField, err error) {
+	if len(p.text) > math.MaxInt32 {
+		return "", nil, errorf(http.StatusRequestEntityTooLarge, "instances: more than %d bytes of values", math.MaxInt32)
+	}
+	text = string(p.text)
 	p.preds, p.ends = p.preds[:0], p.ends[:0]
 	present := 0
 	for _, sl := range p.slots {
@@ -406,16 +437,16 @@ func (p *predictDecoder) rows(required []bool, m *model.Predictor) ([]storedFiel
 			present++
 		}
 	}
-	stored := make([]storedField, 0, present)
+	stored = make([]storedField, 0, present)
 	for i := range p.n {
 		if err := p.row(i, text, required); err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		p.preds = append(p.preds, m.Predict(dataset.Row{Fields: p.fields}))
-		stored = p.appendValues(stored, i, text)
+		stored = p.appendValues(stored, i)
 		p.ends = append(p.ends, len(stored))
 	}
-	return stored, nil
+	return text, stored, nil
 }
 
 // row validates instance i into p.fields; text is p.text as a string.
@@ -443,13 +474,13 @@ func (p *predictDecoder) row(i int, text string, required []bool) error {
 	return nil
 }
 
-// appendValues appends instance i's values as text (instanceValues' map,
-// as a slice).
-func (p *predictDecoder) appendValues(dst []storedField, i int, text string) []storedField {
+// appendValues appends where instance i's values are in the text
+// (instanceValues' map, as a slice).
+func (p *predictDecoder) appendValues(dst []storedField, i int) []storedField {
 	cols := p.sch.cols
 	for ci, sl := range p.slots[i*len(cols) : (i+1)*len(cols)] {
 		if sl.state == slotValue {
-			dst = append(dst, storedField{name: cols[ci].Name, value: text[sl.start:sl.end]})
+			dst = append(dst, storedField{col: int32(ci), start: int32(sl.start), end: int32(sl.end)})
 		}
 	}
 	return dst

@@ -85,8 +85,8 @@ func decodeNew(sch *instanceSchema, required []bool, body []byte) decoded {
 		}
 		out.rows = append(out.rows, slices.Clone(p.fields))
 		values := map[string]string{}
-		for _, f := range p.appendValues(nil, i, text) {
-			values[f.name] = f.value
+		for _, f := range p.appendValues(nil, i) {
+			values[sch.cols[f.col].Name] = text[f.start:f.end]
 		}
 		out.values = append(out.values, values)
 	}

@@ -24,16 +24,19 @@ const (
 // correction by prediction ID carries the instance the model saw rather
 // than fields a client could swap.
 type storedPrediction struct {
-	id      predictionID
-	dataset string
-	fields  []storedField // instance values as a CSV would hold them
-	value   float64
-	at      time.Time
+	id     predictionID
+	sch    *instanceSchema
+	text   string        // shared by the instances of a request
+	fields []storedField // instance values as a CSV would hold them
+	value  float64
+	at     time.Time
 }
 
-// storedField is one value of an instance, by column name.
+// storedField is one value of an instance: text[start:end] for column
+// sch.cols[col]. Offsets rather than strings, so that the garbage
+// collector has no pointers to follow in what the store keeps.
 type storedField struct {
-	name, value string
+	col, start, end int32
 }
 
 // predictionID is a random (version 4) UUID. Kept as bytes, it costs no
@@ -90,28 +93,34 @@ func newPredictionStore(capacity int, ttl time.Duration, now func() time.Time) *
 	return &predictionStore{cap: capacity, ttl: ttl, now: now, ids: rand.NewChaCha8(seed), byID: map[predictionID]int{}}
 }
 
-// add keeps an instance and returns its new prediction ID. The store keeps
-// fields as they are: the caller must not change them afterwards.
-func (ps *predictionStore) add(dataset string, fields []storedField, value float64) predictionID {
+// add keeps the instances of one request and appends their new IDs to
+// ids. Instance i was predicted as values[i], and fields[ends[i-1]:ends[i]]
+// are its values in text. The store keeps text and fields as they are.
+func (ps *predictionStore) add(sch *instanceSchema, text string, fields []storedField, ends []int, values []float64, ids []predictionID) []predictionID {
 	at := ps.now()
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	var id predictionID
-	_, _ = ps.ids.Read(id[:]) // never fails
-	id[6] = id[6]&0x0f | 0x40 // version 4
-	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
-	ps.expire()
+	ps.expire(at)
 	if ps.ring == nil {
 		ps.ring = make([]storedPrediction, ps.cap)
 	}
-	if ps.n == ps.cap {
-		ps.removeOldest()
+	from := 0
+	for i, to := range ends {
+		var id predictionID
+		_, _ = ps.ids.Read(id[:]) // never fails
+		id[6] = id[6]&0x0f | 0x40 // version 4
+		id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+		if ps.n == ps.cap {
+			ps.removeOldest()
+		}
+		j := (ps.head + ps.n) % ps.cap
+		ps.ring[j] = storedPrediction{id: id, sch: sch, text: text, fields: fields[from:to:to], value: values[i], at: at}
+		ps.n++
+		ps.byID[id] = j
+		ids = append(ids, id)
+		from = to
 	}
-	i := (ps.head + ps.n) % ps.cap
-	ps.ring[i] = storedPrediction{id: id, dataset: dataset, fields: fields, value: value, at: at}
-	ps.n++
-	ps.byID[id] = i
-	return id
+	return ids
 }
 
 // get returns the fields of a live prediction of the dataset, a map the
@@ -124,22 +133,23 @@ func (ps *predictionStore) get(dataset, id string) (map[string]string, bool) {
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	ps.expire()
+	ps.expire(ps.now())
 	i, ok := ps.byID[key]
-	if !ok || ps.ring[i].dataset != dataset {
+	if !ok || ps.ring[i].sch.def.Name != dataset {
 		return nil, false
 	}
-	fields := make(map[string]string, len(ps.ring[i].fields))
-	for _, f := range ps.ring[i].fields {
-		fields[f.name] = f.value
+	p := ps.ring[i]
+	fields := make(map[string]string, len(p.fields))
+	for _, f := range p.fields {
+		fields[p.sch.cols[f.col].Name] = p.text[f.start:f.end]
 	}
 	return fields, true
 }
 
 // expire drops entries older than the TTL; ps.mu is held. Entries are in
 // insertion order, so it stops at the first live one.
-func (ps *predictionStore) expire() {
-	cutoff := ps.now().Add(-ps.ttl)
+func (ps *predictionStore) expire(now time.Time) {
+	cutoff := now.Add(-ps.ttl)
 	for ps.n > 0 && !ps.ring[ps.head].at.After(cutoff) {
 		ps.removeOldest()
 	}
