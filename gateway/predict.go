@@ -99,29 +99,36 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, t *predictTarge
 	}
 	p := s.decoders.Get().(*predictDecoder)
 	defer s.decoders.Put(p)
-	err := p.readBody(w, r, s.cfg.MaxBodyBytes)
-	if err == nil {
-		err = p.decode(t.schema, s.cfg.MaxInstances)
-	}
-	var text string
-	var stored []storedField
-	if err == nil {
-		text, stored, err = p.rows(serving.required(d), serving.Predictor)
-	}
-	if err == nil {
-		err = checkFinite(p.preds)
-	}
-	if err != nil {
+	if err := s.answer(w, r, t, serving, p); err != nil {
 		status, _ := toStatus(err)
 		s.fail(w, r, err)
 		return status
+	}
+	return http.StatusOK
+}
+
+// answer predicts the request's instances with serving and writes the
+// answer, or returns the error to answer instead.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, t *predictTarget, serving *Serving, p *predictDecoder) error {
+	if err := p.readBody(w, r, s.cfg.MaxBodyBytes); err != nil {
+		return err
+	}
+	if err := p.decode(t.schema, s.cfg.MaxInstances); err != nil {
+		return err
+	}
+	text, stored, err := p.rows(serving.required(t.schema.def), serving.Predictor)
+	if err != nil {
+		return err
+	}
+	if err := checkFinite(p.preds); err != nil {
+		return err
 	}
 	p.ids = s.preds.add(t.schema, text, stored, p.ends, p.preds, p.ids[:0])
 	p.out = appendPredictResponse(p.out[:0], p.preds, p.ids, serving.modelJSON())
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(p.out)
-	return http.StatusOK
+	return nil
 }
 
 // checkFinite refuses to answer what JSON cannot carry. encoding/json used
