@@ -1,18 +1,16 @@
 package gateway
 
 import (
+	"math"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/refit-ml/refit/internal/dataset"
 )
-
-type predictRequest struct {
-	Instances []map[string]any `json:"instances"`
-}
 
 type modelInfo struct {
 	ID             string    `json:"id"`
@@ -37,6 +35,30 @@ func infoOf(s *Serving) modelInfo {
 		Sequence: p.Sequence, PromotedAt: p.PromotedAt, Checksum: p.Checksum}
 }
 
+// predictTarget is what the predict path needs per dataset, resolved once:
+// the instance schema and the metric children (WithLabelValues hashes its
+// labels on every call).
+type predictTarget struct {
+	schema  *instanceSchema
+	ok      prometheus.Counter
+	latency prometheus.Observer
+}
+
+func (s *Server) newPredictTarget(d *dataset.Definition) *predictTarget {
+	return &predictTarget{schema: newInstanceSchema(d),
+		ok:      s.metrics.predictions.WithLabelValues(d.Name, statusClass(http.StatusOK)),
+		latency: s.metrics.latency.WithLabelValues(d.Name)}
+}
+
+// predictTarget returns the dataset's target, made on the spot for a
+// definition the server did not start with.
+func (s *Server) predictTarget(d *dataset.Definition) *predictTarget {
+	if t, ok := s.targets[d.Name]; ok && t.schema.def == d {
+		return t
+	}
+	return s.newPredictTarget(d)
+}
+
 // handleModel serves POST /v1/models/{name}:predict. Go's mux cannot match
 // a suffix inside a segment, so the verb is split off here.
 func (s *Server) handleModel() http.Handler {
@@ -55,79 +77,108 @@ func (s *Server) handleModel() http.Handler {
 			return
 		}
 		start := time.Now()
-		status := s.predict(w, r, d)
-		s.metrics.predictions.WithLabelValues(d.Name, statusClass(status)).Inc()
-		s.metrics.latency.WithLabelValues(d.Name).Observe(time.Since(start).Seconds())
+		t := s.predictTarget(d)
+		status := s.predict(w, r, t)
+		if status == http.StatusOK {
+			t.ok.Inc()
+		} else {
+			s.metrics.predictions.WithLabelValues(d.Name, statusClass(status)).Inc()
+		}
+		t.latency.Observe(time.Since(start).Seconds())
 		s.metrics.lastPrediction.SetToCurrentTime()
 	})
 }
 
-func (s *Server) predict(w http.ResponseWriter, r *http.Request, d *dataset.Definition) int {
+func (s *Server) predict(w http.ResponseWriter, r *http.Request, t *predictTarget) int {
+	d := t.schema.def
 	serving := s.models.Current(d.Name)
 	if serving == nil {
 		err := errorf(http.StatusServiceUnavailable, "no model promoted for %q yet: upload data and wait for the first promotion", d.Name)
 		s.fail(w, r, err)
 		return http.StatusServiceUnavailable
 	}
-	var req predictRequest
-	if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+	p := s.decoders.Get().(*predictDecoder)
+	defer s.decoders.Put(p)
+	if err := s.answer(w, r, t, serving, p); err != nil {
 		status, _ := toStatus(err)
 		s.fail(w, r, err)
 		return status
 	}
-	if len(req.Instances) == 0 {
-		s.fail(w, r, badRequest("instances", "instances: want at least one instance"))
-		return http.StatusBadRequest
-	}
-	if len(req.Instances) > s.cfg.MaxInstances {
-		s.fail(w, r, badRequest("instances", "instances: at most %d per request, got %d", s.cfg.MaxInstances, len(req.Instances)))
-		return http.StatusBadRequest
-	}
-	needed := serving.Predictor.Columns()
-	out := predictResponse{Predictions: make([]float64, len(req.Instances)), Model: infoOf(serving)}
-	row := dataset.Row{Fields: make([]dataset.Field, len(d.Kept()))}
-	for i, inst := range req.Instances {
-		if err := s.instanceRow(d, inst, needed, &row); err != nil {
-			status, body := toStatus(err)
-			body.Error = "instance " + strconv.Itoa(i) + ": " + body.Error
-			writeJSON(w, status, body)
-			return status
-		}
-		out.Predictions[i] = serving.Predictor.Predict(row)
-	}
-	out.PredictionIDs = s.keepPredictions(d.Name, req.Instances, out.Predictions)
-	writeJSON(w, http.StatusOK, out)
 	return http.StatusOK
 }
 
-// instanceRow validates an instance like a CSV row: known columns only,
-// every column the model reads present and valid.
-func (s *Server) instanceRow(d *dataset.Definition, inst map[string]any, needed []string, row *dataset.Row) error {
-	values, err := instanceValues(inst)
+// answer predicts the request's instances with serving and writes the
+// answer, or returns the error to answer instead.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, t *predictTarget, serving *Serving, p *predictDecoder) error {
+	if err := p.readBody(w, r, s.cfg.MaxBodyBytes); err != nil {
+		return err
+	}
+	if err := p.decode(t.schema, s.cfg.MaxInstances); err != nil {
+		return err
+	}
+	text, stored, err := p.rows(serving.required(t.schema.def), serving.Predictor)
 	if err != nil {
 		return err
 	}
-	for name := range values {
-		if _, ok := d.Lookup(name); !ok {
-			return badRequest(name, "unknown field %q", name)
-		}
+	if err := checkFinite(p.preds); err != nil {
+		return err
 	}
-	clear(row.Fields)
-	for i, c := range d.Kept() {
-		raw, present := values[c.Name]
-		if !present {
-			if slices.Contains(needed, c.Name) && !c.Optional {
-				return badRequest(c.Name, "missing field %q", c.Name)
-			}
-			continue
+	p.ids = s.preds.add(t.schema, text, stored, p.ends, p.preds, p.ids[:0])
+	p.out = appendPredictResponse(p.out[:0], p.preds, p.ids, serving.modelJSON())
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(p.out)
+	return nil
+}
+
+// checkFinite refuses to answer what JSON cannot carry. encoding/json used
+// to fail on it after the status was sent, leaving an empty 200.
+func checkFinite(preds []float64) error {
+	for i, v := range preds {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return errorf(http.StatusInternalServerError, "instance %d: the model's prediction is %v, which JSON cannot carry", i, v)
 		}
-		f, err := d.ParseValue(c, raw)
-		if err != nil {
-			return err
-		}
-		row.Fields[i] = f
 	}
 	return nil
+}
+
+// appendPredictResponse writes what encoding/json wrote for a
+// predictResponse, byte for byte, without reflection.
+func appendPredictResponse(b []byte, preds []float64, ids []predictionID, model []byte) []byte {
+	b = append(b, `{"predictions":[`...)
+	for i, v := range preds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONFloat(b, v)
+	}
+	b = append(b, `],"prediction_ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(id.appendText(append(b, '"')), '"')
+	}
+	b = append(b, `],"model":`...)
+	b = append(b, model...)
+	return append(b, "}\n"...)
+}
+
+// appendJSONFloat formats a finite float64 as encoding/json does.
+func appendJSONFloat(b []byte, v float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(v); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, v, format, -1, 64)
+	if format == 'e' {
+		// e-09 becomes e-9, as in encoding/json.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
 
 func statusClass(status int) string {

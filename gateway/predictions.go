@@ -1,8 +1,10 @@
 package gateway
 
 import (
-	"container/list"
+	crand "crypto/rand"
+	"encoding/hex"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -22,23 +24,58 @@ const (
 // correction by prediction ID carries the instance the model saw rather
 // than fields a client could swap.
 type storedPrediction struct {
-	id      string
-	dataset string
-	fields  map[string]string // instance values as a CSV would hold them
-	value   float64
-	at      time.Time
+	id     predictionID
+	sch    *instanceSchema
+	text   string        // shared by the instances of a request
+	fields []storedField // instance values as a CSV would hold them
+	value  float64
+	at     time.Time
+}
+
+// storedField is one value of an instance: text[start:end] for column
+// sch.cols[col]. Offsets rather than strings, so that the garbage
+// collector has no pointers to follow in what the store keeps.
+type storedField struct {
+	col, start, end int32
+}
+
+// predictionID is a random (version 4) UUID. Kept as bytes, it costs no
+// allocation to make, store or write.
+type predictionID [16]byte
+
+func (id predictionID) appendText(b []byte) []byte {
+	b = hex.AppendEncode(b, id[0:4])
+	b = hex.AppendEncode(append(b, '-'), id[4:6])
+	b = hex.AppendEncode(append(b, '-'), id[6:8])
+	b = hex.AppendEncode(append(b, '-'), id[8:10])
+	return hex.AppendEncode(append(b, '-'), id[10:16])
+}
+
+func (id predictionID) String() string { return string(id.appendText(make([]byte, 0, 36))) }
+
+// parsePredictionID accepts an ID only in the form the gateway writes, so
+// that one prediction has one ID.
+func parsePredictionID(s string) (predictionID, bool) {
+	u, err := uuid.Parse(s)
+	if err != nil || predictionID(u).String() != s {
+		return predictionID{}, false
+	}
+	return predictionID(u), true
 }
 
 // predictionStore is a bounded, in-memory, per-process store with a TTL.
 // It is not shared between replicas: a correction by prediction ID must
 // reach the replica that predicted, or send the instance as well.
 type predictionStore struct {
-	mu    sync.Mutex
-	cap   int
-	ttl   time.Duration
-	now   func() time.Time
-	order *list.List // oldest first; values are *storedPrediction
-	byID  map[string]*list.Element
+	mu   sync.Mutex
+	cap  int
+	ttl  time.Duration
+	now  func() time.Time
+	ids  *rand.ChaCha8 // IDs: unguessable, without a system call each
+	ring []storedPrediction
+	head int // oldest entry in ring
+	n    int // live entries
+	byID map[predictionID]int
 }
 
 func newPredictionStore(capacity int, ttl time.Duration, now func() time.Time) *predictionStore {
@@ -51,62 +88,84 @@ func newPredictionStore(capacity int, ttl time.Duration, now func() time.Time) *
 	if now == nil {
 		now = time.Now
 	}
-	return &predictionStore{cap: capacity, ttl: ttl, now: now, order: list.New(), byID: map[string]*list.Element{}}
+	var seed [32]byte
+	_, _ = crand.Read(seed[:]) // never fails (crypto/rand)
+	return &predictionStore{cap: capacity, ttl: ttl, now: now, ids: rand.NewChaCha8(seed), byID: map[predictionID]int{}}
 }
 
-// add keeps an instance and returns its new prediction ID.
-func (ps *predictionStore) add(dataset string, fields map[string]string, value float64) string {
-	p := &storedPrediction{id: uuid.NewString(), dataset: dataset, fields: fields, value: value, at: ps.now()}
+// add keeps the instances of one request and appends their new IDs to
+// ids. Instance i was predicted as values[i], and fields[ends[i-1]:ends[i]]
+// are its values in text. The store keeps text and fields as they are.
+func (ps *predictionStore) add(sch *instanceSchema, text string, fields []storedField, ends []int, values []float64, ids []predictionID) []predictionID {
+	at := ps.now()
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	ps.expire()
-	for ps.order.Len() >= ps.cap {
-		ps.remove(ps.order.Front())
+	ps.expire(at)
+	if ps.ring == nil {
+		ps.ring = make([]storedPrediction, ps.cap)
 	}
-	ps.byID[p.id] = ps.order.PushBack(p)
-	return p.id
+	from := 0
+	for i, to := range ends {
+		var id predictionID
+		_, _ = ps.ids.Read(id[:]) // never fails
+		id[6] = id[6]&0x0f | 0x40 // version 4
+		id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+		if ps.n == ps.cap {
+			ps.removeOldest()
+		}
+		j := (ps.head + ps.n) % ps.cap
+		ps.ring[j] = storedPrediction{id: id, sch: sch, text: text, fields: fields[from:to:to], value: values[i], at: at}
+		ps.n++
+		ps.byID[id] = j
+		ids = append(ids, id)
+		from = to
+	}
+	return ids
 }
 
-// get returns a live prediction of the dataset; false if unknown, expired,
-// evicted, or made for another dataset.
-func (ps *predictionStore) get(dataset, id string) (storedPrediction, bool) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	ps.expire()
-	e, ok := ps.byID[id]
+// get returns the fields of a live prediction of the dataset, a map the
+// caller owns; false if unknown, expired, evicted, or made for another
+// dataset.
+func (ps *predictionStore) get(dataset, id string) (map[string]string, bool) {
+	key, ok := parsePredictionID(id)
 	if !ok {
-		return storedPrediction{}, false
+		return nil, false
 	}
-	p := e.Value.(*storedPrediction)
-	if p.dataset != dataset {
-		return storedPrediction{}, false
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.expire(ps.now())
+	i, ok := ps.byID[key]
+	if !ok || ps.ring[i].sch.def.Name != dataset {
+		return nil, false
 	}
-	out := *p
-	out.fields = maps.Clone(p.fields)
-	return out, true
+	p := ps.ring[i]
+	fields := make(map[string]string, len(p.fields))
+	for _, f := range p.fields {
+		fields[p.sch.cols[f.col].Name] = p.text[f.start:f.end]
+	}
+	return fields, true
 }
 
 // expire drops entries older than the TTL; ps.mu is held. Entries are in
 // insertion order, so it stops at the first live one.
-func (ps *predictionStore) expire() {
-	cutoff := ps.now().Add(-ps.ttl)
-	for e := ps.order.Front(); e != nil; e = ps.order.Front() {
-		if e.Value.(*storedPrediction).at.After(cutoff) {
-			return
-		}
-		ps.remove(e)
+func (ps *predictionStore) expire(now time.Time) {
+	cutoff := now.Add(-ps.ttl)
+	for ps.n > 0 && !ps.ring[ps.head].at.After(cutoff) {
+		ps.removeOldest()
 	}
 }
 
-func (ps *predictionStore) remove(e *list.Element) {
-	delete(ps.byID, e.Value.(*storedPrediction).id)
-	ps.order.Remove(e)
+func (ps *predictionStore) removeOldest() {
+	delete(ps.byID, ps.ring[ps.head].id)
+	ps.ring[ps.head] = storedPrediction{} // let the instance's text go
+	ps.head = (ps.head + 1) % ps.cap
+	ps.n--
 }
 
 func (ps *predictionStore) len() int {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	return ps.order.Len()
+	return ps.n
 }
 
 // correctionFields resolves the instance of a correction: the stored one
@@ -126,7 +185,7 @@ func (s *Server) correctionFields(ds string, req correctionRequest) (map[string]
 		}
 		return sent, nil
 	}
-	p, ok := s.preds.get(ds, req.PredictionID)
+	stored, ok := s.preds.get(ds, req.PredictionID)
 	switch {
 	case !ok && sent == nil:
 		return nil, errorf(http.StatusNotFound,
@@ -134,19 +193,8 @@ func (s *Server) correctionFields(ds string, req correctionRequest) (map[string]
 			req.PredictionID, s.preds.ttl)
 	case !ok:
 		return sent, nil // another replica's, or expired: the instance stands on its own
-	case sent != nil && !maps.Equal(sent, p.fields):
+	case sent != nil && !maps.Equal(sent, stored):
 		return nil, badRequest("instance", "instance differs from the one predicted as %q: send the prediction_id alone, or the same instance", req.PredictionID)
 	}
-	return p.fields, nil
-}
-
-// keepPredictions stores the instances of a predict request and returns
-// their IDs. The instances were validated already, so their values parse.
-func (s *Server) keepPredictions(ds string, instances []map[string]any, values []float64) []string {
-	ids := make([]string, len(instances))
-	for i, inst := range instances {
-		fields, _ := instanceValues(inst)
-		ids[i] = s.preds.add(ds, fields, values[i])
-	}
-	return ids
+	return stored, nil
 }

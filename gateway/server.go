@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -123,7 +124,11 @@ type Server struct {
 	ready    func() bool
 	promoter Promoter
 	hub      *Hub
-	preds    *predictionStore   // instances by prediction ID, for corrections
+	preds    *predictionStore          // instances by prediction ID, for corrections
+	targets  map[string]*predictTarget // per dataset, read-only after NewServer
+	// decoders are *predictDecoder: the predict path's buffers, reused
+	// across requests rather than allocated per request.
+	decoders sync.Pool
 	pages    *template.Template // the web console (console.go)
 	metrics  *serverMetrics
 	mux      *http.ServeMux
@@ -143,6 +148,13 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		models: deps.Models, log: deps.Logger.With("component", "gateway"), gatherer: deps.Metrics, ready: deps.Ready,
 		promoter: deps.Promoter, hub: deps.Events, metrics: newServerMetrics(deps.Metrics), mux: http.NewServeMux(),
 		preds: newPredictionStore(defaultPredictionCap, defaultPredictionTTL, nil),
+	}
+	s.decoders.New = func() any { return new(predictDecoder) }
+	s.targets = map[string]*predictTarget{}
+	for _, name := range deps.Datasets.Names() {
+		if d, ok := deps.Datasets.Get(name); ok {
+			s.targets[name] = s.newPredictTarget(d)
+		}
 	}
 	if s.ready == nil {
 		s.ready = func() bool { return true }

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +23,51 @@ type Serving struct {
 	Promotion registry.Promotion
 	Predictor *model.Predictor
 	LoadedAt  time.Time
+
+	// Per model rather than per request (see newServing).
+	need []bool // per kept column: the model reads it and it is not optional
+	info []byte // the "model" member of a predict answer
+}
+
+func newServing(p registry.Promotion, pred *model.Predictor, d *dataset.Definition) *Serving {
+	s := &Serving{Promotion: p, Predictor: pred, LoadedAt: time.Now().UTC()}
+	s.need = requiredColumns(d, pred)
+	s.info = modelJSON(s)
+	return s
+}
+
+// required says, per kept column of d, whether a predict instance must
+// carry it.
+func (s *Serving) required(d *dataset.Definition) []bool {
+	if s.need != nil {
+		return s.need
+	}
+	return requiredColumns(d, s.Predictor)
+}
+
+func requiredColumns(d *dataset.Definition, pred *model.Predictor) []bool {
+	need := make([]bool, len(d.Kept()))
+	reads := pred.Columns()
+	for i, c := range d.Kept() {
+		need[i] = !c.Optional && slices.Contains(reads, c.Name)
+	}
+	return need
+}
+
+// modelJSON is the "model" member of a predict answer.
+func (s *Serving) modelJSON() []byte {
+	if s.info != nil {
+		return s.info
+	}
+	return modelJSON(s)
+}
+
+func modelJSON(s *Serving) []byte {
+	b, err := json.Marshal(infoOf(s))
+	if err != nil {
+		panic(fmt.Sprintf("gateway: model info does not marshal: %v", err)) // strings, ints and a time: cannot happen
+	}
+	return b
 }
 
 // Models holds the current model of every dataset behind an atomic
@@ -127,7 +174,7 @@ func (m *Models) install(ctx context.Context, p registry.Promotion) error {
 	if err != nil {
 		return err
 	}
-	next := &Serving{Promotion: p, Predictor: pred, LoadedAt: time.Now().UTC()}
+	next := newServing(p, pred, d)
 	for {
 		cur := slot.Load()
 		if cur != nil && cur.Promotion.Sequence >= p.Sequence {

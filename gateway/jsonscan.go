@@ -1,0 +1,316 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+)
+
+// maxJSONDepth is encoding/json's nesting limit, kept so that the predict
+// decoder refuses what the rest of the API refuses.
+const maxJSONDepth = 10000
+
+// jsonSyntaxError is malformed JSON at a byte offset of the body.
+type jsonSyntaxError struct {
+	off int
+	msg string
+}
+
+func (e *jsonSyntaxError) Error() string { return fmt.Sprintf("at byte %d: %s", e.off, e.msg) }
+
+// jsonScanner validates and tokenises a JSON document held in memory. It
+// checks the grammar of RFC 8259 exactly (as encoding/json does) but leaves
+// the meaning of each token to its caller, so that values need not become
+// interface{} maps on their way to a row.
+type jsonScanner struct {
+	b     []byte
+	i     int
+	stack []byte // open containers while skipping a value
+}
+
+func (s *jsonScanner) reset(b []byte) { s.b, s.i, s.stack = b, 0, s.stack[:0] }
+
+func (s *jsonScanner) skipSpace() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next byte after white space; 0 at the end (a NUL byte
+// is never valid there either, but atEnd tells them apart).
+func (s *jsonScanner) peek() byte {
+	s.skipSpace()
+	if s.i == len(s.b) {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+// atEnd reports whether only white space is left.
+func (s *jsonScanner) atEnd() bool {
+	s.skipSpace()
+	return s.i == len(s.b)
+}
+
+func (s *jsonScanner) errorf(format string, args ...any) error {
+	if s.i >= len(s.b) {
+		return &jsonSyntaxError{off: len(s.b), msg: "unexpected end of the body"}
+	}
+	return &jsonSyntaxError{off: s.i, msg: fmt.Sprintf(format, args...)}
+}
+
+// expect consumes c after white space.
+func (s *jsonScanner) expect(c byte, context string) error {
+	if s.peek() != c {
+		return s.errorf("invalid character %q %s", s.at(), context)
+	}
+	s.i++
+	return nil
+}
+
+func (s *jsonScanner) at() byte {
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+// str scans the string token starting at s.i (its opening quote) and
+// returns its content, undecoded, and whether that content is already the
+// decoded text: no escapes, valid UTF-8.
+func (s *jsonScanner) str() (raw []byte, plain bool, err error) {
+	start := s.i + 1
+	plain, ascii := true, true
+	for i := start; i < len(s.b); {
+		switch c := s.b[i]; {
+		case c == '"':
+			s.i = i + 1
+			raw = s.b[start:i]
+			return raw, plain && (ascii || utf8.Valid(raw)), nil
+		case c == '\\':
+			plain = false
+			if i+1 >= len(s.b) {
+				s.i = len(s.b)
+				return nil, false, s.errorf("")
+			}
+			switch s.b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				for k := i + 2; k < i+6; k++ {
+					if k >= len(s.b) {
+						s.i = len(s.b)
+						return nil, false, s.errorf("")
+					}
+					if !isHex(s.b[k]) {
+						s.i = k
+						return nil, false, s.errorf("invalid character %q in \\u hexadecimal character escape", s.b[k])
+					}
+				}
+				i += 6
+			default:
+				s.i = i + 1
+				return nil, false, s.errorf("invalid character %q in string escape code", s.b[i+1])
+			}
+		case c < 0x20:
+			s.i = i
+			return nil, false, s.errorf("invalid character %q in string literal", c)
+		default:
+			if c >= utf8.RuneSelf {
+				ascii = false
+			}
+			i++
+		}
+	}
+	s.i = len(s.b)
+	return nil, false, s.errorf("")
+}
+
+// decodeString returns the text of a string token whose content is raw.
+// Escapes and invalid UTF-8 are rare in instances, so encoding/json decodes
+// them, with its replacement of invalid bytes by U+FFFD.
+func decodeString(raw []byte, plain bool) (string, error) {
+	if plain {
+		return string(raw), nil
+	}
+	quoted := make([]byte, 0, len(raw)+2)
+	quoted = append(append(append(quoted, '"'), raw...), '"')
+	var out string
+	if err := json.Unmarshal(quoted, &out); err != nil {
+		return "", fmt.Errorf("decode string: %w", err)
+	}
+	return out, nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// num scans the number token starting at s.i and returns its bytes.
+func (s *jsonScanner) num() ([]byte, error) {
+	start, b := s.i, s.b
+	i := s.i
+	if b[i] == '-' {
+		i++
+	}
+	digits := func(context string) error {
+		if i >= len(b) || !isDigit(b[i]) {
+			s.i = i
+			return s.errorf("invalid character %q %s", s.at(), context)
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+		return nil
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if err := digits("in numeric literal"); err != nil {
+		return nil, err
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if err := digits("after decimal point in numeric literal"); err != nil {
+			return nil, err
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if err := digits("in exponent of numeric literal"); err != nil {
+			return nil, err
+		}
+	}
+	s.i = i
+	return b[start:i], nil
+}
+
+// literal consumes true, false or null, whose first byte is at s.i.
+func (s *jsonScanner) literal(word string) error {
+	for k := 0; k < len(word); k++ {
+		if s.i+k >= len(s.b) || s.b[s.i+k] != word[k] {
+			s.i += k
+			return s.errorf("invalid character %q in literal %s", s.at(), word)
+		}
+	}
+	s.i += len(word)
+	return nil
+}
+
+// jsonKind names the kind of the value starting with c, as encoding/json's
+// type errors do.
+func jsonKind(c byte) string {
+	switch c {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+// skip validates the value after white space and moves past it; depth is
+// the nesting the value would open (1 for the document itself).
+func (s *jsonScanner) skip(depth int) error {
+	s.stack = s.stack[:0]
+	for {
+		// A value.
+		switch c := s.peek(); {
+		case c == '{' || c == '[':
+			if depth+len(s.stack) > maxJSONDepth {
+				return s.errorf("exceeded max depth")
+			}
+			s.i++
+			closing := byte('}')
+			if c == '[' {
+				closing = ']'
+			}
+			if s.peek() == closing {
+				s.i++
+				break
+			}
+			s.stack = append(s.stack, c)
+			if c == '{' {
+				if err := s.key(); err != nil {
+					return err
+				}
+			}
+			continue
+		case c == '"':
+			if _, _, err := s.str(); err != nil {
+				return err
+			}
+		case c == 't':
+			if err := s.literal("true"); err != nil {
+				return err
+			}
+		case c == 'f':
+			if err := s.literal("false"); err != nil {
+				return err
+			}
+		case c == 'n':
+			if err := s.literal("null"); err != nil {
+				return err
+			}
+		case c == '-' || isDigit(c):
+			if _, err := s.num(); err != nil {
+				return err
+			}
+		default:
+			return s.errorf("invalid character %q looking for beginning of value", c)
+		}
+		// After a value: close containers until another value is due.
+		for {
+			if len(s.stack) == 0 {
+				return nil
+			}
+			open := s.stack[len(s.stack)-1]
+			c := s.peek()
+			if c == ',' {
+				s.i++
+				if open == '{' {
+					if err := s.key(); err != nil {
+						return err
+					}
+				}
+				break
+			}
+			if open == '{' && c == '}' || open == '[' && c == ']' {
+				s.i++
+				s.stack = s.stack[:len(s.stack)-1]
+				continue
+			}
+			if open == '{' {
+				return s.errorf("invalid character %q after object key:value pair", c)
+			}
+			return s.errorf("invalid character %q after array element", c)
+		}
+	}
+}
+
+// key consumes an object key and its colon.
+func (s *jsonScanner) key() error {
+	if s.peek() != '"' {
+		return s.errorf("invalid character %q looking for beginning of object key string", s.at())
+	}
+	if _, _, err := s.str(); err != nil {
+		return err
+	}
+	return s.expect(':', "after object key")
+}
