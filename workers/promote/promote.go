@@ -217,7 +217,7 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 	if hasChamp {
 		scored = append(scored, scoredRun{champ.RunID, champ.Artifact, champ.Checksum})
 	}
-	scores, err := w.score(ctx, d, scored, d.ScanBlobs(ctx, w.bucket, v.Blobs, dataset.TestRows))
+	scores, err := w.score(ctx, d, scored, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TestSplit))
 	if err != nil {
 		return registry.Decision{}, nil, err
 	}

@@ -156,7 +156,7 @@ func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Ve
 	}
 
 	start := time.Now()
-	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanBlobs(ctx, w.bucket, v.Blobs, dataset.TrainRows))
+	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TrainSplit))
 	var done []fitted
 	var ps []*model.Predictor
 	for i, spec := range todo {
@@ -175,7 +175,7 @@ func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Ve
 	if len(ps) == 0 {
 		return errors.Join(errs...)
 	}
-	ms, err := model.EvaluateEach(ctx, ps, d.ScanBlobs(ctx, w.bucket, v.Blobs, dataset.TestRows))
+	ms, err := model.EvaluateEach(ctx, ps, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TestSplit))
 	if err != nil {
 		return errors.Join(append(errs, w.fitError(fmt.Errorf("score on %s/v%d: %w", d.Name, v.Number, err)))...)
 	}
