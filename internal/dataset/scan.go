@@ -13,11 +13,13 @@ type Opener interface {
 }
 
 // ScanBlobs reads staged CSV objects in order, keeping the rows for which
-// keep returns true (all when keep is nil).
+// keep returns true (all when keep is nil). A row's Fields are reused once
+// fn returns (the strings may be kept).
 func (d *Definition) ScanBlobs(ctx context.Context, o Opener, names []string, keep func(StagedRow) bool) Scan {
 	return func(fn func(StagedRow) error) error {
+		var row StagedRow
 		for _, name := range names {
-			if err := d.scanBlob(ctx, o, name, keep, fn); err != nil {
+			if err := d.scanBlob(ctx, o, name, AllRows, keep, &row, fn); err != nil {
 				return err
 			}
 		}
@@ -25,7 +27,24 @@ func (d *Definition) ScanBlobs(ctx context.Context, o Opener, names []string, ke
 	}
 }
 
-func (d *Definition) scanBlob(ctx context.Context, o Opener, name string, keep func(StagedRow) bool, fn func(StagedRow) error) error {
+// ScanSplit is ScanBlobs keeping the rows of one split, without parsing
+// the others.
+func (d *Definition) ScanSplit(ctx context.Context, o Opener, names []string, split Split) Scan {
+	return func(fn func(StagedRow) error) error {
+		var row StagedRow
+		for _, name := range names {
+			if err := d.scanBlob(ctx, o, name, split, nil, &row, fn); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// How often (in rows) a scan looks at the context.
+const ctxEvery = 4096
+
+func (d *Definition) scanBlob(ctx context.Context, o Opener, name string, split Split, keep func(StagedRow) bool, row *StagedRow, fn func(StagedRow) error) error {
 	rc, err := o.Open(ctx, name)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", name, err)
@@ -35,18 +54,24 @@ func (d *Definition) scanBlob(ctx context.Context, o Opener, name string, keep f
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	for {
-		r, err := sr.Next()
+	sr.Select(split)
+	for i := 0; ; i++ {
+		if i%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		err := sr.Read(row)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		if keep != nil && !keep(r) {
+		if keep != nil && !keep(*row) {
 			continue
 		}
-		if err := fn(r); err != nil {
+		if err := fn(*row); err != nil {
 			return err
 		}
 	}

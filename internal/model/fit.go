@@ -24,89 +24,165 @@ const ctxEvery = 4096
 // learns the transforms, pass 2 accumulates the least-squares system.
 // A missing numeric value is NaN in Field.Num.
 func Fit(ctx context.Context, def *dataset.Definition, spec dataset.ModelSpec, train dataset.Scan) (*Artifact, error) {
-	a, err := fit(ctx, def, spec, train)
-	if err != nil {
-		return nil, fmt.Errorf("fit %s/%s: %w", def.Name, spec.Name, err)
-	}
-	return a, nil
+	arts, errs := FitEach(ctx, def, []dataset.ModelSpec{spec}, train)
+	return arts[0], errs[0]
 }
 
-func fit(ctx context.Context, def *dataset.Definition, spec dataset.ModelSpec, train dataset.Scan) (*Artifact, error) {
-	learners, err := newLearners(def, spec)
-	if err != nil {
-		return nil, err
+// FitEach fits every spec on the rows of train as Fit does, but reads the
+// rows twice in all rather than twice per spec: reading and parsing staged
+// rows costs more than fitting them. Each spec sees the same rows in the
+// same order as alone, so its artifact is bit for bit the one Fit gives.
+// It returns an artifact or an error per spec: an invalid spec, a value
+// that spec cannot use or a degenerate system fails that spec only; an
+// error of the scan itself fails every spec.
+func FitEach(ctx context.Context, def *dataset.Definition, specs []dataset.ModelSpec, train dataset.Scan) ([]*Artifact, []error) {
+	fits := make([]specFit, len(specs))
+	for i, spec := range specs {
+		fits[i].spec = spec
+		fits[i].learners, fits[i].err = newLearners(def, spec)
+	}
+	scanErr := fitAll(ctx, def, fits, train)
+	arts := make([]*Artifact, len(specs))
+	errs := make([]error, len(specs))
+	for i := range fits {
+		err := fits[i].err
+		if err == nil {
+			err = scanErr
+		}
+		if err != nil {
+			errs[i] = fmt.Errorf("fit %s/%s: %w", def.Name, specs[i].Name, err)
+			continue
+		}
+		arts[i] = fits[i].art
+	}
+	return arts, errs
+}
+
+// specFit is one spec's progress through FitEach; once err is set the spec
+// sees no more rows.
+type specFit struct {
+	spec     dataset.ModelSpec
+	learners []learner
+	terms    []term
+	acc      *linreg.Accumulator
+	art      *Artifact
+	err      error
+}
+
+// fitAll runs both passes for the specs not failed yet; it returns the
+// scan's error, which concerns them all.
+func fitAll(ctx context.Context, def *dataset.Definition, fits []specFit, train dataset.Scan) error {
+	live := func() bool {
+		return slices.ContainsFunc(fits, func(f specFit) bool { return f.err == nil })
+	}
+	if !live() {
+		return nil
 	}
 	width := len(def.Kept())
 
 	n := 0
-	err = train(func(r dataset.StagedRow) error {
+	err := train(func(r dataset.StagedRow) error {
 		if err := checkRow(ctx, n, width, r); err != nil {
 			return err
 		}
-		for i := range learners {
-			if err := learners[i].observe(r.Fields); err != nil {
-				return fmt.Errorf("row %d: %w", n, err)
+		for i := range fits {
+			f := &fits[i]
+			if f.err != nil {
+				continue
+			}
+			for j := range f.learners {
+				if err := f.learners[j].observe(r.Fields); err != nil {
+					f.err = fmt.Errorf("pass 1: row %d: %w", n, err)
+					break
+				}
 			}
 		}
 		n++
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pass 1: %w", err)
+		return fmt.Errorf("pass 1: %w", err)
 	}
 	if n == 0 {
-		return nil, ErrNoRows
+		return ErrNoRows
+	}
+	for i := range fits {
+		if f := &fits[i]; f.err == nil {
+			f.err = f.prepare(def, n)
+		}
+	}
+	if !live() {
+		return nil
 	}
 
-	a := &Artifact{
-		Format:     FormatLinearV1,
-		Dataset:    def.Name,
-		Target:     def.Target.Name,
-		Transforms: make([]Transform, len(learners)),
-		TrainRows:  n,
-	}
-	spec.Features = slices.Clone(spec.Features)
-	a.Spec = SpecRef{Name: spec.Name, Hash: spec.Hash(), Model: spec}
-	for i := range learners {
-		a.Transforms[i] = learners[i].transform()
-	}
-
-	terms, p, err := compile(def, a.Transforms)
-	if err != nil {
-		return nil, err
-	}
-	acc := linreg.NewAccumulator(p)
-	idx := make([]int, 0, len(terms))
-	val := make([]float64, 0, len(terms))
+	var idx []int
+	var val []float64
 	m := 0
 	err = train(func(r dataset.StagedRow) error {
 		if err := checkRow(ctx, m, width, r); err != nil {
 			return err
 		}
-		idx, val = idx[:0], val[:0]
-		for i := range terms {
-			t := &terms[i]
-			if j, v, ok := t.encode(r.Fields[t.field]); ok {
-				idx = append(idx, t.offset+j)
-				val = append(val, v)
+		for i := range fits {
+			f := &fits[i]
+			if f.err != nil {
+				continue
 			}
+			idx, val = idx[:0], val[:0]
+			for k := range f.terms {
+				t := &f.terms[k]
+				if j, v, ok := t.encode(r.Fields[t.field]); ok {
+					idx = append(idx, t.offset+j)
+					val = append(val, v)
+				}
+			}
+			f.acc.Add(idx, val, r.Target.Num)
 		}
-		acc.Add(idx, val, r.Target.Num)
 		m++
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pass 2: %w", err)
+		return fmt.Errorf("pass 2: %w", err)
 	}
 	if m != n {
-		return nil, fmt.Errorf("the scan gave %d rows on pass 1 and %d on pass 2", n, m)
+		return fmt.Errorf("the scan gave %d rows on pass 1 and %d on pass 2", n, m)
 	}
-	sol, err := acc.Solve(spec.L2)
+	for i := range fits {
+		f := &fits[i]
+		if f.err != nil {
+			continue
+		}
+		sol, err := f.acc.Solve(f.spec.L2)
+		if err != nil {
+			f.err = err
+			continue
+		}
+		f.art.Intercept, f.art.Coef = sol.Intercept, sol.Coef
+	}
+	return nil
+}
+
+// prepare turns what pass 1 learned into the artifact's transforms and
+// readies pass 2.
+func (f *specFit) prepare(def *dataset.Definition, rows int) error {
+	spec := f.spec
+	a := &Artifact{
+		Format:     FormatLinearV1,
+		Dataset:    def.Name,
+		Target:     def.Target.Name,
+		Transforms: make([]Transform, len(f.learners)),
+		TrainRows:  rows,
+	}
+	spec.Features = slices.Clone(spec.Features)
+	a.Spec = SpecRef{Name: spec.Name, Hash: spec.Hash(), Model: spec}
+	for i := range f.learners {
+		a.Transforms[i] = f.learners[i].transform()
+	}
+	terms, p, err := compile(def, a.Transforms)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	a.Intercept, a.Coef = sol.Intercept, sol.Coef
-	return a, nil
+	f.art, f.terms, f.acc = a, terms, linreg.NewAccumulator(p)
+	return nil
 }
 
 func checkRow(ctx context.Context, i, width int, r dataset.StagedRow) error {

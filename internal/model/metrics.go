@@ -21,9 +21,20 @@ type Metrics struct {
 // Evaluate scores p on the rows of test in one streaming pass. ErrNoRows if
 // test has none.
 func Evaluate(ctx context.Context, p *Predictor, test dataset.Scan) (Metrics, error) {
+	ms, err := EvaluateEach(ctx, []*Predictor{p}, test)
+	if err != nil {
+		return Metrics{}, err
+	}
+	return ms[0], nil
+}
+
+// EvaluateEach scores every predictor on the rows of test in one streaming
+// pass, each exactly as Evaluate would (the same sums in the same order).
+func EvaluateEach(ctx context.Context, ps []*Predictor, test dataset.Scan) ([]Metrics, error) {
+	type errSums struct{ sse, sae float64 }
+	sums := make([]errSums, len(ps))
 	var (
 		n             int
-		sse, sae      float64
 		meanY, sstDev float64 // Welford: running mean and Σ (y - mean)²
 	)
 	err := test(func(r dataset.StagedRow) error {
@@ -32,13 +43,15 @@ func Evaluate(ctx context.Context, p *Predictor, test dataset.Scan) (Metrics, er
 				return err
 			}
 		}
-		if len(r.Fields) != p.width {
-			return fmt.Errorf("row %d: %d fields, the definition keeps %d", n, len(r.Fields), p.width)
-		}
 		y := r.Target.Num
-		e := y - p.Predict(r.Row)
-		sse += e * e
-		sae += math.Abs(e)
+		for i, p := range ps {
+			if len(r.Fields) != p.width {
+				return fmt.Errorf("row %d: %d fields, the definition keeps %d", n, len(r.Fields), p.width)
+			}
+			e := y - p.Predict(r.Row)
+			sums[i].sse += e * e
+			sums[i].sae += math.Abs(e)
+		}
 		n++
 		d := y - meanY
 		meanY += d / float64(n)
@@ -46,14 +59,17 @@ func Evaluate(ctx context.Context, p *Predictor, test dataset.Scan) (Metrics, er
 		return nil
 	})
 	if err != nil {
-		return Metrics{}, fmt.Errorf("evaluate: %w", err)
+		return nil, fmt.Errorf("evaluate: %w", err)
 	}
 	if n == 0 {
-		return Metrics{}, fmt.Errorf("evaluate: %w", ErrNoRows)
+		return nil, fmt.Errorf("evaluate: %w", ErrNoRows)
 	}
-	m := Metrics{Rows: n, RMSE: math.Sqrt(sse / float64(n)), MAE: sae / float64(n)}
-	if sstDev > 0 {
-		m.R2 = 1 - sse/sstDev
+	ms := make([]Metrics, len(ps))
+	for i, s := range sums {
+		ms[i] = Metrics{Rows: n, RMSE: math.Sqrt(s.sse / float64(n)), MAE: s.sae / float64(n)}
+		if sstDev > 0 {
+			ms[i].R2 = 1 - s.sse/sstDev
+		}
 	}
-	return m, nil
+	return ms, nil
 }

@@ -212,11 +212,16 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 	if err != nil {
 		return registry.Decision{}, nil, err
 	}
-	test := d.ScanBlobs(ctx, w.bucket, v.Blobs, dataset.TestRows)
-	challenger, err := w.score(ctx, d, run.ID, run.Artifact, run.Checksum, test)
+	// Both models in one read of the test split.
+	scored := []scoredRun{{run.ID, run.Artifact, run.Checksum}}
+	if hasChamp {
+		scored = append(scored, scoredRun{champ.RunID, champ.Artifact, champ.Checksum})
+	}
+	scores, err := w.score(ctx, d, scored, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TestSplit))
 	if err != nil {
 		return registry.Decision{}, nil, err
 	}
+	challenger := scores[0]
 	dec := registry.Decision{RunID: run.ID, Dataset: d.Name, Status: registry.StatusRejected, EvalVersion: evalVersion,
 		Challenger: challenger, DecidedAt: time.Now().UTC()}
 	metric := d.Promotion.PrimaryMetric
@@ -231,10 +236,7 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 		promote = true
 		dec.Reason = fmt.Sprintf("first model for %s: %s %.6g on %d rows of version %d", d.Name, metric, pick(challenger, metric), challenger.Rows, evalVersion)
 	} else {
-		champion, err := w.score(ctx, d, champ.RunID, champ.Artifact, champ.Checksum, test)
-		if err != nil {
-			return registry.Decision{}, nil, err
-		}
+		champion := scores[1]
 		dec.ChampionRunID, dec.Champion = champ.RunID, &champion
 		gain := pick(champion, metric) - pick(challenger, metric)
 		if !d.LowerIsBetter() {
@@ -276,19 +278,39 @@ func pick(m registry.Metrics, metric string) float64 {
 	}
 }
 
-func (w *Worker) score(ctx context.Context, d *dataset.Definition, runID, artifact, checksum string, test dataset.Scan) (registry.Metrics, error) {
-	p, err := w.predictor(ctx, d, runID, artifact, checksum)
+// scoredRun names a model to score.
+type scoredRun struct{ id, artifact, checksum string }
+
+// score scores the runs' models on the rows of test, in one read.
+func (w *Worker) score(ctx context.Context, d *dataset.Definition, runs []scoredRun, test dataset.Scan) ([]registry.Metrics, error) {
+	ps := make([]*model.Predictor, len(runs))
+	for i, r := range runs {
+		p, err := w.predictor(ctx, d, r.id, r.artifact, r.checksum)
+		if err != nil {
+			return nil, err
+		}
+		ps[i] = p
+	}
+	ms, err := model.EvaluateEach(ctx, ps, test)
 	if err != nil {
-		return registry.Metrics{}, err
+		return nil, fmt.Errorf("score runs %s: %w", runIDs(runs), err)
 	}
-	m, err := model.Evaluate(ctx, p, test)
-	if err != nil {
-		return registry.Metrics{}, fmt.Errorf("score run %s: %w", runID, err)
+	out := make([]registry.Metrics, len(runs))
+	for i, m := range ms {
+		if math.IsNaN(m.RMSE) {
+			return nil, bus.Permanent(fmt.Errorf("score run %s: NaN", runs[i].id))
+		}
+		out[i] = registry.Metrics(m)
 	}
-	if math.IsNaN(m.RMSE) {
-		return registry.Metrics{}, bus.Permanent(fmt.Errorf("score run %s: NaN", runID))
+	return out, nil
+}
+
+func runIDs(runs []scoredRun) string {
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ids[i] = r.id
 	}
-	return registry.Metrics(m), nil
+	return strings.Join(ids, ", ")
 }
 
 func (w *Worker) predictor(ctx context.Context, d *dataset.Definition, runID, artifact, checksum string) (*model.Predictor, error) {

@@ -95,13 +95,7 @@ func (w *Worker) HandleVersioned(ctx context.Context, e *events.DatasetVersioned
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, spec := range specsFor(d, v, latest.Number == v.Number) {
-		if err := w.train(ctx, d, v, spec, e.CorrelationID); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return w.train(ctx, d, v, specsFor(d, v, latest.Number == v.Number), e.CorrelationID)
 }
 
 // specsFor lists the specs a version gets a run for: those defined when it
@@ -128,41 +122,81 @@ func (w *Worker) Reconcile(ctx context.Context) error {
 			continue
 		}
 		for i, v := range versions {
-			for _, spec := range specsFor(d, v, i == len(versions)-1) {
-				if err := w.train(ctx, d, v, spec, ""); err != nil {
-					errs = append(errs, fmt.Errorf("reconcile %s/v%d %s: %w", name, v.Number, spec.Name, err))
-				}
+			if err := w.train(ctx, d, v, specsFor(d, v, i == len(versions)-1), ""); err != nil {
+				errs = append(errs, fmt.Errorf("reconcile %s/v%d: %w", name, v.Number, err))
 			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Version, spec dataset.ModelSpec, correlation string) error {
-	id := registry.RunID(spec.Hash(), v.Hash)
+// train fits the specs that have no run on v yet. They share the reads of
+// the version's rows (two of the training split, one of the test split):
+// reading and parsing rows costs more than fitting them.
+func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Version, specs []dataset.ModelSpec, correlation string) error {
 	if correlation == "" {
 		correlation = fmt.Sprintf("%s/v%d", d.Name, v.Number)
 	}
-	run, err := w.reg.Run(ctx, d.Name, id)
-	if err == nil {
-		return w.announce(ctx, run, correlation) // trained before; the event may have been lost
+	var errs []error
+	var todo []dataset.ModelSpec
+	for _, spec := range specs {
+		run, err := w.reg.Run(ctx, d.Name, registry.RunID(spec.Hash(), v.Hash))
+		switch {
+		case err == nil:
+			// Trained before; the event may have been lost.
+			errs = append(errs, w.announce(ctx, run, correlation))
+		case registry.IsNotFound(err):
+			todo = append(todo, spec)
+		default:
+			errs = append(errs, err)
+		}
 	}
-	if !registry.IsNotFound(err) {
-		return err
+	if len(todo) == 0 {
+		return errors.Join(errs...)
 	}
+
 	start := time.Now()
-	art, err := model.Fit(ctx, d, spec, d.ScanBlobs(ctx, w.bucket, v.Blobs, dataset.TrainRows))
-	if err != nil {
-		return w.fitError(fmt.Errorf("fit %s on %s/v%d: %w", spec.Name, d.Name, v.Number, err))
+	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TrainSplit))
+	var done []fitted
+	var ps []*model.Predictor
+	for i, spec := range todo {
+		if fitErrs[i] != nil {
+			errs = append(errs, w.fitError(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, fitErrs[i])))
+			continue
+		}
+		p, err := arts[i].Predictor(d)
+		if err != nil {
+			errs = append(errs, bus.Permanent(err))
+			continue
+		}
+		done = append(done, fitted{spec: spec, art: arts[i]})
+		ps = append(ps, p)
 	}
-	p, err := art.Predictor(d)
-	if err != nil {
-		return bus.Permanent(err)
+	if len(ps) == 0 {
+		return errors.Join(errs...)
 	}
-	m, err := model.Evaluate(ctx, p, d.ScanBlobs(ctx, w.bucket, v.Blobs, dataset.TestRows))
+	ms, err := model.EvaluateEach(ctx, ps, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TestSplit))
 	if err != nil {
-		return w.fitError(fmt.Errorf("score %s on %s/v%d: %w", spec.Name, d.Name, v.Number, err))
+		return errors.Join(append(errs, w.fitError(fmt.Errorf("score on %s/v%d: %w", d.Name, v.Number, err)))...)
 	}
+	for i, f := range done {
+		errs = append(errs, w.record(ctx, d, v, f, ms[i], start, correlation))
+	}
+	return errors.Join(errs...)
+}
+
+// fitted is a spec's artifact, trained but not stored yet.
+type fitted struct {
+	spec dataset.ModelSpec
+	art  *model.Artifact
+}
+
+// record stores a trained model and its run. The run's duration counts from
+// the start of the shared training: that is how long the model took to be
+// ready.
+func (w *Worker) record(ctx context.Context, d *dataset.Definition, v registry.Version, f fitted, m model.Metrics, start time.Time, correlation string) error {
+	spec, art := f.spec, f.art
+	id := registry.RunID(spec.Hash(), v.Hash)
 	b, err := art.Marshal()
 	if err != nil {
 		return bus.Permanent(err)
@@ -189,7 +223,7 @@ func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Ve
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	elapsed := time.Since(start)
-	run = registry.Run{
+	run := registry.Run{
 		ID: id, Dataset: d.Name, Spec: spec.Name, SpecHash: spec.Hash(), Version: v.Number, VersionHash: v.Hash,
 		TrainRows: art.TrainRows, Metrics: registry.Metrics(m), Artifact: name, ArtifactURI: blob.URI(w.bucket, name),
 		Checksum: checksum, DurationMS: float64(elapsed.Microseconds()) / 1000, CodeVersion: w.version, CreatedAt: time.Now().UTC(),
