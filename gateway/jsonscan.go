@@ -306,11 +306,29 @@ func (s *jsonScanner) skip(depth int) error {
 
 // key consumes an object key and its colon.
 func (s *jsonScanner) key() error {
+	_, err := s.objectKey()
+	return err
+}
+
+// objectKey consumes an object key and its colon and returns the key,
+// unescaped (a view of the input when it has no escapes).
+func (s *jsonScanner) objectKey() ([]byte, error) {
 	if s.peek() != '"' {
-		return s.errorf("invalid character %q looking for beginning of object key string", s.at())
+		return nil, s.errorf("invalid character %q looking for beginning of object key string", s.at())
 	}
-	if _, _, err := s.str(); err != nil {
-		return err
+	raw, plain, err := s.str()
+	if err != nil {
+		return nil, err
 	}
-	return s.expect(':', "after object key")
+	if err := s.expect(':', "after object key"); err != nil {
+		return nil, err
+	}
+	if plain {
+		return raw, nil
+	}
+	k, err := decodeString(raw, plain)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(k), nil
 }

@@ -167,23 +167,9 @@ func (p *predictDecoder) document() error {
 	}
 	seen := false
 	for {
-		if s.peek() != '"' {
-			return s.errorf("invalid character %q looking for beginning of object key string", s.at())
-		}
-		raw, plain, err := s.str()
+		key, err := s.objectKey()
 		if err != nil {
 			return err
-		}
-		if err := s.expect(':', "after object key"); err != nil {
-			return err
-		}
-		key := raw
-		if !plain {
-			k, err := decodeString(raw, plain)
-			if err != nil {
-				return err
-			}
-			key = []byte(k)
 		}
 		// encoding/json matches struct fields case-insensitively.
 		switch {
@@ -287,23 +273,9 @@ func (p *predictDecoder) instance() error {
 	}
 	var unknown, badUnknown []byte // the first unknown key, and one with an object or array value
 	for k := 0; ; k++ {
-		if s.peek() != '"' {
-			return s.errorf("invalid character %q looking for beginning of object key string", s.at())
-		}
-		raw, plain, err := s.str()
+		key, err := s.objectKey()
 		if err != nil {
 			return err
-		}
-		if err := s.expect(':', "after object key"); err != nil {
-			return err
-		}
-		key := raw
-		if !plain {
-			k, err := decodeString(raw, plain)
-			if err != nil {
-				return err
-			}
-			key = []byte(k)
 		}
 		col, known := p.column(k, key)
 		start := len(p.text)
