@@ -47,7 +47,7 @@ func TestClient(t *testing.T) {
 		},
 		{
 			name: "empty result", status: 200, rng: true,
-			body:  `{"status":"success","data":{"resultType":"matrix","result":[]}}`,
+			body: `{"status":"success","data":{"resultType":"matrix","result":[]}}`,
 			check: func(t *testing.T, s []Series) {
 				if len(s) != 0 {
 					t.Fatalf("%+v", s)
@@ -72,11 +72,15 @@ func TestClient(t *testing.T) {
 		},
 		{
 			name: "body over the cap", status: 200, body: `{"status":"success","data":{"resultType":"vector","result":[` + strings.Repeat(" ", 4096) + `]}}`,
-			wantErr: func(err error) bool { return errors.Is(err, ErrUnavailable) && strings.Contains(err.Error(), "more than") },
+			wantErr: func(err error) bool {
+				return errors.Is(err, ErrUnavailable) && strings.Contains(err.Error(), "more than")
+			},
 		},
 		{
 			name: "timeout", status: 200, delay: 500 * time.Millisecond, body: `{"status":"success","data":{"resultType":"vector","result":[]}}`,
-			wantErr: func(err error) bool { return errors.Is(err, ErrUnavailable) && errors.Is(err, context.DeadlineExceeded) },
+			wantErr: func(err error) bool {
+				return errors.Is(err, ErrUnavailable) && errors.Is(err, context.DeadlineExceeded)
+			},
 		},
 		{
 			name: "a scalar is not a series", status: 200, body: `{"status":"success","data":{"resultType":"scalar","result":[1700000000,"1"]}}`,
