@@ -31,6 +31,10 @@ type Point struct {
 // ErrNoHistory: the series has no finite value at all.
 var ErrNoHistory = errors.New("forecast: no finite value in the history")
 
+// ErrShortHistory: the history spans less than the horizon. The Result
+// still carries the current value.
+var ErrShortHistory = errors.New("forecast: horizon longer than the history")
+
 // Model fits and forecasts; the zero value is not usable, use New.
 type Model struct {
 	// Seasons are the periods to model (e.g. 24h and 168h). A season is
@@ -93,7 +97,7 @@ func (m *Model) Forecast(history []Point, horizon time.Duration) (Result, error)
 	r.Value, r.Raw = r.Current, r.Current
 	span := last.T.Sub(pts[0].T)
 	if horizon > span {
-		return r, fmt.Errorf("forecast: horizon %s is longer than the history (%s)", horizon, span.Round(time.Second))
+		return r, fmt.Errorf("%w: horizon %s, history %s", ErrShortHistory, horizon, span.Round(time.Second))
 	}
 	var seasons []time.Duration
 	var harmonics []int

@@ -137,7 +137,7 @@ func TestForecastBadInput(t *testing.T) {
 	}
 	t.Run("horizon longer than the history", func(t *testing.T) {
 		_, err := New().Forecast(series(time.Hour, time.Minute, daily), 2*time.Hour)
-		if err == nil || !strings.Contains(err.Error(), "longer than the history") {
+		if !errors.Is(err, ErrShortHistory) {
 			t.Fatalf("err %v", err)
 		}
 	})
