@@ -69,7 +69,9 @@ func TestServeScaler(t *testing.T) {
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "--target=scaler"}, func(k string) string { return env[k] }, pw, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--target=scaler"}, func(k string) string { return env[k] }, pw, io.Discard)
+	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
