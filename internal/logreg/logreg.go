@@ -238,14 +238,6 @@ func sigmoid(z float64) float64 {
 	return e / (1 + e)
 }
 
-// softplus is ln(1 + e^z), stable for any z.
-func softplus(z float64) float64 {
-	if z > 0 {
-		return z + math.Log1p(math.Exp(-z))
-	}
-	return math.Log1p(math.Exp(z))
-}
-
 // softmax turns scores into probabilities in place and returns the log of
 // the normaliser (log-sum-exp).
 func softmax(z []float64) float64 {
@@ -327,7 +319,7 @@ func Fit(ctx context.Context, d *Data, cfg Config, warm *Model) (*Result, error)
 		MajorIterations:   cfg.MaxIter,
 		Converger:         conv,
 	}
-	res, err := optimize.Minimize(prob, x0, settings, &optimize.LBFGS{GradStopThreshold: cfg.Tol})
+	res, err := optimize.Minimize(prob, x0, settings, &optimize.LBFGS{Linesearcher: &optimize.MoreThuente{}, Store: 10, GradStopThreshold: cfg.Tol})
 	if ctxErr != nil {
 		return nil, fmt.Errorf("logreg: %w", ctxErr)
 	}
@@ -486,9 +478,15 @@ func (o *objective) chunk(x, g, prob []float64, r [2]int) float64 {
 			for t, j := range idx {
 				z += w[j] * val[t]
 			}
+			// ln(1+e^z) - y·z and σ(z) - y from one exponential, stably.
 			yf := float64(y)
-			f += softplus(z) - yf*z
-			dz := sigmoid(z) - yf
+			e := math.Exp(-math.Abs(z))
+			sig := 1 / (1 + e)
+			if z < 0 {
+				sig = e / (1 + e)
+			}
+			f += max(z, 0) + math.Log1p(e) - yf*z
+			dz := sig - yf
 			gb[0] += dz
 			for t, j := range idx {
 				gw[j] += dz * val[t]
