@@ -276,6 +276,7 @@ func fit(ctx context.Context, docs []string, labels []int, l2 float64) (*model, 
 	if err != nil {
 		return nil, err
 	}
+	data.Grow(len(docs), l.NGrams())
 	var buf text.Buffer
 	for i, d := range docs {
 		idx, val := v.Encode(d, &buf)

@@ -26,7 +26,7 @@ $py bench/text/baseline.py ft-cv "$tmp/ft" 10
 for rows in "${@:-100000}"; do
 	"$tb" gen --rows "$rows" --seed 1 --out "$tmp/train.csv"
 	"$tb" ft --in "$tmp/train.csv" --out "$tmp/train.txt"
-	for round in 1 2; do
+	for _ in 1 2; do
 		"$tb" train --train "$tmp/train.csv" --test "$tmp/test.csv"
 		$py bench/text/baseline.py train "$tmp/train.csv" "$tmp/test.csv"
 		$py bench/text/baseline.py ft "$tmp/train.txt" "$tmp/test.txt"

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"gonum.org/v1/gonum/optimize"
@@ -82,6 +83,15 @@ func (d *Data) Add(idx []int32, val []float64, class int) error {
 	d.ptr = append(d.ptr, len(d.idx))
 	d.y = append(d.y, int32(class))
 	return nil
+}
+
+// Grow makes room for rows more rows holding nnz more values, so Add does
+// not copy the arrays as they grow (pass 1 knows both, or bounds them).
+func (d *Data) Grow(rows, nnz int) {
+	d.idx = slices.Grow(d.idx, nnz)
+	d.val = slices.Grow(d.val, nnz)
+	d.ptr = slices.Grow(d.ptr, rows)
+	d.y = slices.Grow(d.y, rows)
 }
 
 // Rows is the number of rows added.

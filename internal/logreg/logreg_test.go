@@ -414,3 +414,16 @@ func BenchmarkFitBinary(b *testing.B) {
 		}
 	}
 }
+
+func TestGrowKeepsRows(t *testing.T) {
+	d, _ := NewData(4, 2)
+	_ = d.Add([]int32{0, 3}, []float64{1, 2}, 1)
+	d.Grow(10, 100)
+	if cap(d.idx) < 102 || cap(d.y) < 11 {
+		t.Fatalf("caps %d %d", cap(d.idx), cap(d.y))
+	}
+	_ = d.Add([]int32{1}, []float64{5}, 0)
+	if d.Rows() != 2 || d.NonZeros() != 3 || !slices.Equal(d.ptr, []int{0, 2, 3}) || !slices.Equal(d.val, []float64{1, 2, 5}) {
+		t.Fatalf("data after Grow: %+v", d)
+	}
+}

@@ -295,6 +295,7 @@ type Learner struct {
 	cfg    Config
 	buf    Buffer
 	docs   int
+	grams  int // n-grams seen: a bound on the encoded rows' non-zeros
 	terms  map[string]*termStat
 	pruned int // terms dropped to bound memory
 	// hashing: per bucket document frequency and last document.
@@ -330,6 +331,9 @@ func (l *Learner) Observe(doc string) {
 	t.split(doc)
 	n := t.len()
 	d := l.docs
+	for k := l.cfg.NGrams[0]; k <= l.cfg.NGrams[1]; k++ {
+		l.grams += max(0, n-k+1)
+	}
 	for k := l.cfg.NGrams[0]; k <= l.cfg.NGrams[1]; k++ {
 		for i := 0; i+k <= n; i++ {
 			g := t.gram(i, k)
@@ -372,6 +376,10 @@ func (l *Learner) prune() {
 
 // Docs is the number of documents observed.
 func (l *Learner) Docs() int { return l.docs }
+
+// NGrams is the number of n-grams observed, which bounds the non-zeros of
+// the training documents' rows (to size a CSR before pass 2).
+func (l *Learner) NGrams() int { return l.grams }
 
 // Pruned is the number of candidate terms dropped to bound memory.
 func (l *Learner) Pruned() int { return l.pruned }

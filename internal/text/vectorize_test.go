@@ -288,3 +288,31 @@ func BenchmarkEncode(b *testing.B) {
 		v.Encode(doc, &buf)
 	}
 }
+
+func TestLearnerNGramsBoundsNonZeros(t *testing.T) {
+	docs := []string{"aa bb aa cc", "dd", "", "ee ff gg"}
+	l, err := NewLearner(Config{NGrams: [2]int{1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs {
+		l.Observe(d)
+	}
+	// unigrams 4+1+0+3, bigrams 3+0+0+2
+	if l.NGrams() != 13 {
+		t.Fatalf("NGrams %d, want 13", l.NGrams())
+	}
+	v, err := l.Fit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf Buffer
+	nnz := 0
+	for _, d := range docs {
+		idx, _ := v.Encode(d, &buf)
+		nnz += len(idx)
+	}
+	if nnz > l.NGrams() || nnz != 12 { // "aa" twice in one document
+		t.Fatalf("%d non-zeros for %d n-grams", nnz, l.NGrams())
+	}
+}
