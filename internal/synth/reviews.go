@@ -141,6 +141,12 @@ func ReviewLogOdds(review string) float64 {
 	return newReviewModel().logOdds(review)
 }
 
+// ReviewScorer is ReviewLogOdds with the model built once, for scoring
+// many reviews.
+func ReviewScorer() func(review string) float64 {
+	return newReviewModel().logOdds
+}
+
 func (m *reviewModel) logOdds(review string) float64 {
 	s := 0.0
 	for _, t := range text.Tokens(review) {

@@ -119,6 +119,9 @@ func TestReviewsGroundTruth(t *testing.T) {
 	if f := float64(flipped) / rows; f < 0.18 || f > 0.22 {
 		t.Errorf("%.3f of labels flipped, want 0.2", f)
 	}
+	if got := ReviewScorer()(clean[1][0]); got != m.logOdds(clean[1][0]) {
+		t.Errorf("ReviewScorer %v, model %v", got, m.logOdds(clean[1][0]))
+	}
 	if got := ReviewLogOdds(clean[0][0]); got != m.logOdds(clean[0][0]) {
 		t.Errorf("ReviewLogOdds %v, model %v", got, m.logOdds(clean[0][0]))
 	}
