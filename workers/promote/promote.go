@@ -25,36 +25,17 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers"
 )
-
-// Datasets finds a dataset's definition.
-type Datasets interface {
-	Get(name string) (*dataset.Definition, bool)
-	Names() []string
-}
-
-// Publisher sends events.
-type Publisher interface {
-	Publish(ctx context.Context, e events.Event) error
-}
-
-// Config holds the worker's dependencies.
-type Config struct {
-	Datasets  Datasets
-	Bucket    blob.Bucket
-	Registry  *registry.Registry
-	Publisher Publisher
-	Logger    *slog.Logger
-	Metrics   prometheus.Registerer
-}
 
 // Worker is the promote worker.
 type Worker struct {
-	datasets Datasets
+	datasets workers.Datasets
 	bucket   blob.Bucket
 	reg      *registry.Registry
-	pub      Publisher
+	pub      workers.Publisher
 	log      *slog.Logger
+	now      func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]*model.Predictor // by run ID; artifacts are immutable
@@ -64,13 +45,13 @@ type Worker struct {
 }
 
 // New builds the worker.
-func New(cfg Config) (*Worker, error) {
-	if cfg.Datasets == nil || cfg.Bucket == nil || cfg.Registry == nil || cfg.Publisher == nil || cfg.Logger == nil || cfg.Metrics == nil {
-		return nil, errors.New("promote: missing dependency")
+func New(cfg workers.Deps) (*Worker, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("promote: %w", err)
 	}
 	w := &Worker{
 		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
-		log: cfg.Logger.With("component", "promote"), cache: map[string]*model.Predictor{},
+		log: cfg.Logger.With("component", "promote"), now: cfg.Now(), cache: map[string]*model.Predictor{},
 		promotions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refit_promotions_total", Help: "Models promoted by this process.",
 		}, []string{"dataset"}),
@@ -180,7 +161,7 @@ func (w *Worker) decide(ctx context.Context, d *dataset.Definition, run registry
 			}
 			return w.record(ctx, d, registry.Decision{
 				RunID: run.ID, Dataset: d.Name, Promoted: true, Status: registry.StatusPromoted, Sequence: champ.Sequence,
-				EvalVersion: champ.Version, Challenger: champ.Metrics, Reason: reason, DecidedAt: time.Now().UTC(),
+				EvalVersion: champ.Version, Challenger: champ.Metrics, Reason: reason, DecidedAt: w.now(),
 			}, &champ, correlation)
 		}
 		dec, prom, err := w.evaluate(ctx, d, run, champ, hasChamp)
@@ -223,7 +204,7 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 	}
 	challenger := scores[0]
 	dec := registry.Decision{RunID: run.ID, Dataset: d.Name, Status: registry.StatusRejected, EvalVersion: evalVersion,
-		Challenger: challenger, DecidedAt: time.Now().UTC()}
+		Challenger: challenger, DecidedAt: w.now()}
 	metric := d.Promotion.PrimaryMetric
 	// Absolute bounds first: a model outside them is not served, however
 	// bad the champion is.
