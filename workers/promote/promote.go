@@ -205,58 +205,23 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 	challenger := scores[0]
 	dec := registry.Decision{RunID: run.ID, Dataset: d.Name, Status: registry.StatusRejected, EvalVersion: evalVersion,
 		Challenger: challenger, DecidedAt: w.now()}
-	metric := d.Promotion.PrimaryMetric
-	// Absolute bounds first: a model outside them is not served, however
-	// bad the champion is.
-	if broken := d.Promotion.Bounds(func(m string) float64 { return pick(challenger, m) }); broken != "" {
-		dec.Reason = fmt.Sprintf("outside the promotion bounds: %s (on %d rows of version %d)", broken, challenger.Rows, evalVersion)
+	var champion *registry.Metrics
+	if hasChamp {
+		champion = &scores[1]
+		dec.ChampionRunID, dec.Champion = champ.RunID, champion
+	}
+	verdict := Rule(d.Name, d.Promotion, challenger, champion, evalVersion)
+	dec.Status, dec.Reason = verdict.Status, verdict.Reason
+	if !verdict.Promote() {
 		return dec, nil, nil
 	}
-	var promote bool
-	if !hasChamp {
-		promote = true
-		dec.Reason = fmt.Sprintf("first model for %s: %s %.6g on %d rows of version %d", d.Name, metric, pick(challenger, metric), challenger.Rows, evalVersion)
-	} else {
-		champion := scores[1]
-		dec.ChampionRunID, dec.Champion = champ.RunID, &champion
-		gain := pick(champion, metric) - pick(challenger, metric)
-		if !d.LowerIsBetter() {
-			gain = -gain
-		}
-		promote = gain > 0 && gain >= d.Promotion.MinImprovement
-		verb := "beats"
-		if !promote {
-			verb = "does not beat"
-		}
-		dec.Reason = fmt.Sprintf("%s %.6g %s the champion's %.6g by the required %g (gain %.6g) on the same %d rows of version %d",
-			metric, pick(challenger, metric), verb, pick(champion, metric), d.Promotion.MinImprovement, gain, challenger.Rows, evalVersion)
-	}
-	if !promote {
-		return dec, nil, nil
-	}
-	if !d.Promotion.Auto() {
-		dec.Status = registry.StatusAwaitingApproval
-		dec.Reason += "; awaiting approval (promotion.auto_promote is false)"
-		return dec, nil, nil
-	}
-	dec.Promoted, dec.Status = true, registry.StatusPromoted
+	dec.Promoted = true
 	dec.Sequence = champ.Sequence + 1
 	return dec, &registry.Promotion{
 		Dataset: d.Name, Sequence: dec.Sequence, RunID: run.ID, Spec: run.Spec, Version: run.Version, VersionHash: run.VersionHash,
 		ArtifactURI: run.ArtifactURI, Artifact: run.Artifact, Checksum: run.Checksum, Metrics: challenger,
 		PreviousRunID: champ.RunID, Actor: ActorAuto, Reason: dec.Reason, PromotedAt: dec.DecidedAt,
 	}, nil
-}
-
-func pick(m registry.Metrics, metric string) float64 {
-	switch metric {
-	case "mae":
-		return m.MAE
-	case "r2":
-		return m.R2
-	default:
-		return m.RMSE
-	}
 }
 
 // scoredRun names a model to score.
@@ -335,9 +300,9 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, dec registry
 		return nil
 	}
 	w.promotions.WithLabelValues(d.Name).Inc()
-	w.champion.WithLabelValues(d.Name, "rmse").Set(prom.Metrics.RMSE)
-	w.champion.WithLabelValues(d.Name, "mae").Set(prom.Metrics.MAE)
-	w.champion.WithLabelValues(d.Name, "r2").Set(prom.Metrics.R2)
+	for _, m := range metricTable() {
+		w.champion.WithLabelValues(d.Name, m.name).Set(m.value(prom.Metrics))
+	}
 	return w.announce(ctx, *prom, correlation)
 }
 
