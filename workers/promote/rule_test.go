@@ -12,7 +12,9 @@ import (
 
 func TestRule(t *testing.T) {
 	off := false
-	m := func(rmse, mae, r2 float64) registry.Metrics { return registry.Metrics{RMSE: rmse, MAE: mae, R2: r2, Rows: 100} }
+	m := func(rmse, mae, r2 float64) registry.Metrics {
+		return registry.Metrics{RMSE: rmse, MAE: mae, R2: r2, Rows: 100}
+	}
 	champ := m(10, 8, 0.5)
 	for _, tt := range []struct {
 		name       string
