@@ -122,7 +122,7 @@ func (s *Server) consoleRoutes() {
 	}))
 	s.mux.Handle("GET /console/{dataset}", s.consolePage(s.consolePredict))
 	s.mux.Handle("GET /console/{dataset}/pipeline", s.consolePage(s.consolePipeline))
-	s.mux.Handle("GET /v1/datasets/{dataset}/ingests/{id}/quarantine", http.TimeoutHandler(s.handleQuarantine(), s.cfg.UploadTimeout, "quarantine timed out"))
+	s.mux.Handle("GET /v1/datasets/{dataset}/ingests/{id}/quarantine", s.longWrite(http.TimeoutHandler(s.handleQuarantine(), s.cfg.UploadTimeout, "quarantine timed out")))
 }
 
 // consolePage renders a page built by fill into a buffer first, so an error
