@@ -251,7 +251,10 @@ func (s *Server) consolePipeline(r *http.Request, p *consolePage) (string, error
 	if err != nil {
 		return "", err
 	}
-	slices.SortFunc(st.Uploads, func(a, b Upload) int { return b.StagedAt.Compare(a.StagedAt) })
+	// One page of ingests, newest first, as the API pages them.
+	if st.Uploads, st.IngestsNext, err = pageIngests(st.Uploads, defaultIngestPage, r.URL.Query().Get("cursor")); err != nil {
+		return "", err
+	}
 	slices.Reverse(st.Versions)
 	p.Status = &st
 	if p.Runs, err = s.reg.Runs(ctx, d.Name); err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -346,4 +347,75 @@ func TestUploadCutByTheClient(t *testing.T) {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\r\n")
 	return line
+}
+
+// TestDatasetIngestsArePaged is issue 12's item 20: GET /v1/datasets/{d}
+// lists its ingests a page at a time, with the counts over all of them.
+func TestDatasetIngestsArePaged(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 120
+	for i := range n {
+		// Pairs share a time: the cursor must tell them apart by ID.
+		in := registry.Ingest{ID: fmt.Sprintf("i%03d", i), Dataset: "housing", Accepted: 2, Rejected: 1,
+			Source: registry.Source{Kind: registry.SourceCorrection, CorrectionID: fmt.Sprint(i)}, StagedAt: t0.Add(time.Duration(i/2) * time.Second)}
+		require.NoError(t, f.reg.RecordIngest(ctx, in))
+	}
+	type page struct {
+		Ingests []struct {
+			ID       string    `json:"id"`
+			StagedAt time.Time `json:"staged_at"`
+		} `json:"ingests"`
+		Next string `json:"ingests_next"`
+		Rows struct{ Accepted, Rejected, Sources int }
+	}
+	get := func(query string) (int, page, int) {
+		code, _, body := f.call(t, "GET", "/v1/datasets/housing"+query, "", "")
+		var p page
+		if code == http.StatusOK {
+			require.NoError(t, json.Unmarshal(body, &p))
+		}
+		return code, p, len(body)
+	}
+	code, first, size := get("")
+	require.Equal(t, http.StatusOK, code)
+	require.Len(t, first.Ingests, 50, "the default page")
+	require.Equal(t, "i119", first.Ingests[0].ID, "newest first")
+	require.Equal(t, n, first.Rows.Sources)
+	require.Equal(t, 2*n, first.Rows.Accepted, "counts cover every ingest, not the page")
+	t.Logf("first page: %d bytes for %d of %d ingests", size, len(first.Ingests), n)
+
+	seen := map[string]bool{}
+	var last time.Time
+	cursor, pages := "", 0
+	for {
+		code, p, _ := get("?limit=7&cursor=" + cursor)
+		require.Equal(t, http.StatusOK, code)
+		pages++
+		for _, in := range p.Ingests {
+			require.False(t, seen[in.ID], "ingest %s on two pages", in.ID)
+			seen[in.ID] = true
+			if !last.IsZero() {
+				require.False(t, in.StagedAt.After(last), "newest first across pages")
+			}
+			last = in.StagedAt
+		}
+		if p.Next == "" {
+			break
+		}
+		if pages == 1 {
+			// An ingest arriving between two pages shifts nothing.
+			require.NoError(t, f.reg.RecordIngest(ctx, registry.Ingest{ID: "new", Dataset: "housing",
+				Source: registry.Source{Kind: registry.SourceCorrection, CorrectionID: "new"}, StagedAt: t0.Add(time.Hour)}))
+		}
+		cursor = p.Next
+	}
+	require.Len(t, seen, n, "every ingest once")
+	require.Equal(t, 18, pages)
+
+	for _, q := range []string{"?limit=0", "?limit=x", "?limit=100000", "?cursor=bogus"} {
+		code, _, _ := get(q)
+		require.Equal(t, http.StatusBadRequest, code, q)
+	}
 }
