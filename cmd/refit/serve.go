@@ -118,7 +118,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		if err != nil {
 			return err
 		}
-		router.AddNoPublisherHandler(handler, st.bus.Topic(topic), sub, fn)
+		router.AddConsumerHandler(handler, st.bus.Topic(topic), sub, fn)
 		return nil
 	}
 	pub := func(source string) *bus.EventPublisher { return bus.NewEventPublisher(st.bus, "refit/"+source) }
