@@ -92,8 +92,10 @@ func TestHandleObject(t *testing.T) {
 			},
 			want: result{err: errBoom}},
 		{name: "a file without a usable header is rejected whole",
-			event: func(e *workertest.Env) *events.ObjectFinalized { return e.Put(t, "a.csv", []byte("nonsense,columns\n1,2\n")) },
-			want:  result{ingest: "0/1 missing", published: 1}},
+			event: func(e *workertest.Env) *events.ObjectFinalized {
+				return e.Put(t, "a.csv", []byte("nonsense,columns\n1,2\n"))
+			},
+			want: result{ingest: "0/1 missing", published: 1}},
 		{name: "a failed chunk write records nothing",
 			event: func(e *workertest.Env) *events.ObjectFinalized { return e.Put(t, "a.csv", houses(t, 1, 20)) },
 			setup: func(t *testing.T, e *workertest.Env, _ *preprocess.Worker, _ *events.ObjectFinalized) {
