@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 
 	"github.com/refit-ml/refit/internal/dataset"
 )
@@ -22,10 +23,15 @@ var ErrStatsLayout = errors.New("model: statistics do not cover the spec")
 //
 //   - each column a spec of the dataset reads as a number: its value (0
 //     when missing) and a missing indicator;
-//   - each column a spec one-hot encodes or hashes: one indicator per value
-//     seen (keyed by its canonical text), so a top-K vocabulary, its
-//     "other" feature and any number of hash buckets are fixed sums of
-//     indicators, exactly.
+//   - each column a spec one-hot encodes: one indicator per value seen
+//     (keyed by its canonical text), so a top-K vocabulary, its "other"
+//     feature and any number of hash buckets are fixed sums of indicators,
+//     exactly;
+//   - each column the specs only hash: one indicator per (residue, sign) of
+//     the value's hash modulo Mod, the least common multiple of the bucket
+//     counts the specs use, so each spec's buckets are again exact sums of
+//     indicators, but a near-unique column (a street address) costs 2·Mod
+//     indicators, not one per row.
 //
 // Every spec's least-squares system is then a linear map of them, so a fit
 // (FitFromStats) or a score (ScoreFromStats) reads no rows.
@@ -33,6 +39,7 @@ type Stats struct {
 	Dataset string
 	Num     []string // columns with a numeric role, in kept order
 	Cat     []string // columns with an indicator role, in kept order
+	Mod     []int    // per Cat column: 0 for one indicator per value, else the hash modulus
 	Train   *Sums
 	Test    *Sums
 }
@@ -73,34 +80,93 @@ func splitPair(k uint64) (ca, la, cb, lb int) {
 	return int(k >> 56), int(k >> 32 & (maxLevels - 1)), int(k >> 24 & 0xff), int(k & (maxLevels - 1))
 }
 
+// maxMod bounds the hash modulus of a hashed-only column; above it (bucket
+// counts with a large common multiple) the column keeps one indicator per
+// value instead.
+const maxMod = 1 << 16
+
 // statsLayout lists the roles the specs of def give the kept columns.
-func statsLayout(def *dataset.Definition) (num, cat []string, err error) {
-	isNum, isCat := map[string]bool{}, map[string]bool{}
+func statsLayout(def *dataset.Definition) (num, cat []string, mod []int, err error) {
+	isNum, isCat, onehot := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	lcm := map[string]int{}
 	for _, spec := range def.Models {
 		for _, f := range spec.Features {
 			switch f.Transform {
 			case dataset.TransformNumeric:
 				isNum[f.Column] = true
-			case dataset.TransformOneHot, dataset.TransformHashed:
+			case dataset.TransformOneHot:
+				isCat[f.Column], onehot[f.Column] = true, true
+			case dataset.TransformHashed:
 				isCat[f.Column] = true
+				l := max(lcm[f.Column], 1)
+				if f.Buckets > 0 && l <= maxMod {
+					l = l / gcd(l, f.Buckets) * f.Buckets
+				}
+				lcm[f.Column] = l
 			}
 		}
 	}
 	for _, c := range def.Kept() {
 		if isNum[c.Name] {
 			if !dataset.IsNumeric(c) {
-				return nil, nil, fmt.Errorf("column %q: numeric role for a %s column", c.Name, c.Type)
+				return nil, nil, nil, fmt.Errorf("column %q: numeric role for a %s column", c.Name, c.Type)
 			}
 			num = append(num, c.Name)
 		}
 		if isCat[c.Name] {
 			cat = append(cat, c.Name)
+			m := lcm[c.Name]
+			if onehot[c.Name] || m > maxMod {
+				m = 0
+			}
+			mod = append(mod, m)
 		}
 	}
 	if len(cat) > maxCatColumns {
-		return nil, nil, fmt.Errorf("%d indicator columns, at most %d", len(cat), maxCatColumns)
+		return nil, nil, nil, fmt.Errorf("%d indicator columns, at most %d", len(cat), maxCatColumns)
 	}
-	return num, cat, nil
+	return num, cat, mod, nil
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// residueSlot is the indicator of a hashed-only column for hash h: the
+// bucket residue modulo mod and the sign, as 2·residue (+1 if negative).
+func residueSlot(h uint64, mod int) int {
+	r, sign := hashBucket(h, mod)
+	if sign < 0 {
+		return 2*r + 1
+	}
+	return 2 * r
+}
+
+// residueName names a slot's level, e.g. "7-".
+func residueName(slot int) string {
+	if slot%2 == 1 {
+		return strconv.Itoa(slot/2) + "-"
+	}
+	return strconv.Itoa(slot/2) + "+"
+}
+
+// parseResidue reads residueLevel's name back.
+func parseResidue(v string) (r int, sign float64, err error) {
+	if len(v) < 2 || (v[len(v)-1] != '+' && v[len(v)-1] != '-') {
+		return 0, 0, fmt.Errorf("hash level %q", v)
+	}
+	r, err = strconv.Atoi(v[:len(v)-1])
+	if err != nil || r < 0 {
+		return 0, 0, fmt.Errorf("hash level %q", v)
+	}
+	sign = 1
+	if v[len(v)-1] == '-' {
+		sign = -1
+	}
+	return r, sign, nil
 }
 
 func (st *Stats) dense() int { return 2*len(st.Num) + 1 }
@@ -120,11 +186,11 @@ func (st *Stats) newSums() *Sums {
 // yield them all) and returns their statistics for the columns the specs
 // of def read.
 func ComputeStats(ctx context.Context, def *dataset.Definition, scan dataset.Scan) (*Stats, error) {
-	num, cat, err := statsLayout(def)
+	num, cat, mod, err := statsLayout(def)
 	if err != nil {
 		return nil, fmt.Errorf("stats %s: %w", def.Name, err)
 	}
-	st := &Stats{Dataset: def.Name, Num: num, Cat: cat}
+	st := &Stats{Dataset: def.Name, Num: num, Cat: cat, Mod: mod}
 	var numField, catField []int
 	var catCol []dataset.Column
 	for _, c := range num {
@@ -165,6 +231,8 @@ type sumsBuilder struct {
 	k     int
 	shift []float64 // the first row's dense block: level sums are of v - shift
 	index []map[string]int
+	mod   []int
+	slot  [][]int // hashed-only columns: (residue, sign) slot -> level + 1
 	v     []float64
 	delta []float64
 	lv    []int
@@ -172,8 +240,10 @@ type sumsBuilder struct {
 
 func newSumsBuilder(st *Stats) *sumsBuilder {
 	b := &sumsBuilder{s: st.newSums(), k: len(st.Num), v: make([]float64, st.dense()), delta: make([]float64, st.dense()), lv: make([]int, len(st.Cat))}
-	for range st.Cat {
+	b.mod = st.Mod
+	for _, m := range st.Mod {
 		b.index = append(b.index, map[string]int{})
+		b.slot = append(b.slot, make([]int, 2*m))
 	}
 	return b
 }
@@ -214,8 +284,20 @@ func (b *sumsBuilder) add(r dataset.StagedRow, numField, catField []int, catCol 
 		}
 	}
 	for c, fi := range catField {
-		key := dataset.Format(catCol[c], r.Fields[fi])
-		l, ok := b.index[c][key]
+		var l int
+		var ok bool
+		var key string
+		if m := b.mod[c]; m > 0 {
+			slot := residueSlot(hashField(catCol[c], r.Fields[fi]), m)
+			l, ok = b.slot[c][slot]-1, b.slot[c][slot] > 0
+			if !ok {
+				b.slot[c][slot] = len(s.Levels[c]) + 1
+				key = residueName(slot)
+			}
+		} else {
+			key = dataset.Format(catCol[c], r.Fields[fi])
+			l, ok = b.index[c][key]
+		}
 		if !ok {
 			l = len(s.Levels[c])
 			if l >= maxLevels {
@@ -292,9 +374,9 @@ func Merge(parts ...*Stats) (*Stats, error) {
 		return nil, errors.New("model: merge of no statistics")
 	}
 	first := parts[0]
-	out := &Stats{Dataset: first.Dataset, Num: first.Num, Cat: first.Cat, Train: first.newSums(), Test: first.newSums()}
+	out := &Stats{Dataset: first.Dataset, Num: first.Num, Cat: first.Cat, Mod: first.Mod, Train: first.newSums(), Test: first.newSums()}
 	for i, p := range parts {
-		if p.Dataset != first.Dataset || !slices.Equal(p.Num, first.Num) || !slices.Equal(p.Cat, first.Cat) {
+		if p.Dataset != first.Dataset || !slices.Equal(p.Num, first.Num) || !slices.Equal(p.Cat, first.Cat) || !slices.Equal(p.Mod, first.Mod) {
 			return nil, fmt.Errorf("model: merge: statistics %d have another layout (%s %v %v, want %s %v %v)", i, p.Dataset, p.Num, p.Cat, first.Dataset, first.Num, first.Cat)
 		}
 		out.Train = mergeSums(out.Train, p.Train)

@@ -31,6 +31,9 @@ func (st *Stats) Marshal() []byte {
 	w.str(st.Dataset)
 	w.strs(st.Num)
 	w.strs(st.Cat)
+	for _, m := range st.Mod {
+		w.uvar(uint64(m))
+	}
 	w.sums(st.Train)
 	w.sums(st.Test)
 	sum := sha256.Sum256(w.buf.Bytes())
@@ -121,6 +124,9 @@ func unmarshalStats(b []byte) (*Stats, error) {
 	st := &Stats{Dataset: r.str(), Num: r.strs(), Cat: r.strs()}
 	if r.err == nil && len(st.Cat) > maxCatColumns {
 		r.err = fmt.Errorf("%d indicator columns", len(st.Cat))
+	}
+	for range st.Cat {
+		st.Mod = append(st.Mod, r.count(maxMod))
 	}
 	st.Train = r.sums(st)
 	st.Test = r.sums(st)
@@ -232,6 +238,11 @@ func (r *statsReader) sums(st *Stats) *Sums {
 			}
 			if r.err == nil && (lev.N <= 0 || (l > 0 && s.Levels[c][l-1].Value >= lev.Value)) {
 				r.err = errors.New("levels out of order or empty")
+			}
+			if m := st.Mod[c]; r.err == nil && m > 0 {
+				if res, _, err := parseResidue(lev.Value); err != nil || res >= m {
+					r.err = fmt.Errorf("column %q: level %q modulo %d", st.Cat[c], lev.Value, m)
+				}
 			}
 			total += lev.N
 			s.Levels[c] = append(s.Levels[c], lev)

@@ -46,7 +46,7 @@ func fitFromStats(def *dataset.Definition, spec dataset.ModelSpec, st *Stats) (*
 			t.Numeric = presentMoments(s, len(st.Num), k)
 		case dataset.TransformOneHot:
 			c := slices.Index(st.Cat, f.Column)
-			if c < 0 {
+			if c < 0 || st.Mod[c] > 0 {
 				return nil, fmt.Errorf("%w: no value counts of column %q", ErrStatsLayout, f.Column)
 			}
 			counts := make(map[string]int, len(s.Levels[c]))
@@ -141,6 +141,10 @@ func specMoments(st *Stats, s *Sums, ts []Transform) (linreg.Moments, error) {
 			if c < 0 {
 				return linreg.Moments{}, fmt.Errorf("%w: no value counts of column %q", ErrStatsLayout, tr.Column)
 			}
+			mod := st.Mod[c]
+			if mod > 0 && (tr.Hashed == nil || mod%tr.Hashed.Buckets != 0) {
+				return linreg.Moments{}, fmt.Errorf("%w: column %q is hashed modulo %d, the spec needs %s", ErrStatsLayout, tr.Column, mod, tr.Transform)
+			}
 			if memb[c] == nil {
 				memb[c] = make([][]member, len(s.Levels[c]))
 			}
@@ -153,6 +157,13 @@ func specMoments(st *Stats, s *Sums, ts []Transform) (linreg.Moments, error) {
 			}
 			for l, lev := range s.Levels[c] {
 				switch {
+				case mod > 0:
+					// (h>>1) mod B = ((h>>1) mod Mod) mod B as B divides Mod.
+					r, sign, err := parseResidue(lev.Value)
+					if err != nil {
+						return linreg.Moments{}, err
+					}
+					memb[c][l] = append(memb[c][l], member{p + r%tr.Hashed.Buckets, sign})
 				case tr.Hashed != nil:
 					b, sign := hashBucket(fnv1a(lev.Value), tr.Hashed.Buckets)
 					memb[c][l] = append(memb[c][l], member{p + b, sign})

@@ -246,6 +246,27 @@ func TestStatsErrors(t *testing.T) {
 	_, err := FitFromStats(def, street, st)
 	require.ErrorIs(t, err, ErrStatsLayout)
 
+	// street is only hashed, into 10 buckets: its statistics are residues
+	// modulo 10, which serve 5 buckets but not 16 nor a one-hot.
+	for _, f := range []dataset.Feature{
+		{Column: "street", Transform: dataset.TransformHashed, Buckets: 16},
+		{Column: "street", Transform: dataset.TransformOneHot},
+	} {
+		_, err = FitFromStats(def, dataset.ModelSpec{Name: "street", Kind: "linear", Features: []dataset.Feature{f}}, st)
+		require.ErrorIs(t, err, ErrStatsLayout)
+	}
+	five := dataset.ModelSpec{Name: "street", Kind: "linear", Features: []dataset.Feature{
+		{Column: "sqft_living", Transform: dataset.TransformNumeric},
+		{Column: "street", Transform: dataset.TransformHashed, Buckets: 5},
+	}}
+	big := housingRows(t, def, 2000, 62)
+	want := mustFit(t, def, five, big)
+	got, err := FitFromStats(def, five, mustStats(t, def, big))
+	require.NoError(t, err)
+	for j := range want.Coef {
+		requireRel(t, want.Coef[j], got.Coef[j], 1e-8, "coef")
+	}
+
 	_, err = FitFromStats(def, mustSpec(t, def, "linear-onehot"), mustStats(t, def, nil))
 	require.ErrorIs(t, err, ErrNoRows)
 
