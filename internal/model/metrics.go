@@ -16,9 +16,6 @@ type Metrics struct {
 	// R2 is 1 - SSE/SST; it is 0 when the targets do not vary (SST = 0),
 	// where the ratio is undefined.
 	R2 float64 `json:"r2"`
-	// MAEUnscored: MAE was not computed (ScoreFromStats scores from sums,
-	// and absolute errors are not one); MAE is then 0 and means nothing.
-	MAEUnscored bool `json:"mae_unscored,omitempty"`
 }
 
 // Evaluate scores p on the rows of test in one streaming pass. ErrNoRows if

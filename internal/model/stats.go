@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -58,6 +59,22 @@ type Sums struct {
 	// Pairs counts rows holding level la of Cat column ca and level lb of
 	// column cb (ca < cb), keyed by pairKey.
 	Pairs map[uint64]int64
+	// Sample (test split only) holds the MaxSample rows of smallest row
+	// hash, in hash order: a uniform sample that merges exactly (the
+	// bottom-K of a union is the bottom-K of the parts' bottom-Ks), for
+	// the one metric sums cannot give, MAE.
+	Sample []SampleRow
+}
+
+// MaxSample bounds Sums.Sample: MAE is exact up to this many test rows
+// and estimated from a uniform sample of this many beyond.
+const MaxSample = 2048
+
+// SampleRow is one sampled row in the raw feature space.
+type SampleRow struct {
+	Hash  dataset.RowHash
+	Dense []float64 // the dense block, uncentred
+	Cat   []string  // per Cat column, its level's Value
 }
 
 // Level is one value of an indicator column.
@@ -203,6 +220,7 @@ func ComputeStats(ctx context.Context, def *dataset.Definition, scan dataset.Sca
 		catCol = append(catCol, def.Kept()[i])
 	}
 	train, test := newSumsBuilder(st), newSumsBuilder(st)
+	test.sample = true
 	width := len(def.Kept())
 	n := 0
 	err = scan(func(r dataset.StagedRow) error {
@@ -236,6 +254,8 @@ type sumsBuilder struct {
 	v     []float64
 	delta []float64
 	lv    []int
+	// sample: keep the rows of smallest hash (the test split).
+	sample bool
 }
 
 func newSumsBuilder(st *Stats) *sumsBuilder {
@@ -316,7 +336,24 @@ func (b *sumsBuilder) add(r dataset.StagedRow, numField, catField []int, catCol 
 			s.Pairs[pairKey(a, b.lv[a], c, l)]++
 		}
 	}
+	if b.sample {
+		sr := SampleRow{Hash: r.Hash, Dense: slices.Clone(v), Cat: make([]string, len(b.lv))}
+		for c, l := range b.lv {
+			sr.Cat[c] = s.Levels[c][l].Value
+		}
+		s.Sample = append(s.Sample, sr)
+		if len(s.Sample) >= 2*MaxSample {
+			s.Sample = bottom(s.Sample)
+		}
+	}
 	return nil
+}
+
+// bottom keeps the MaxSample rows of smallest hash, in hash order (ties in
+// the order given).
+func bottom(rows []SampleRow) []SampleRow {
+	slices.SortStableFunc(rows, func(a, b SampleRow) int { return bytes.Compare(a.Hash[:], b.Hash[:]) })
+	return slices.Clip(rows[:min(len(rows), MaxSample)])
 }
 
 // finish centres the level sums on the final means and puts the levels in
@@ -338,6 +375,7 @@ func (b *sumsBuilder) finish() *Sums {
 		}
 	}
 	s.sortLevels()
+	s.Sample = bottom(s.Sample)
 	return s
 }
 
@@ -379,14 +417,19 @@ func Merge(parts ...*Stats) (*Stats, error) {
 		if p.Dataset != first.Dataset || !slices.Equal(p.Num, first.Num) || !slices.Equal(p.Cat, first.Cat) || !slices.Equal(p.Mod, first.Mod) {
 			return nil, fmt.Errorf("model: merge: statistics %d have another layout (%s %v %v, want %s %v %v)", i, p.Dataset, p.Num, p.Cat, first.Dataset, first.Num, first.Cat)
 		}
-		out.Train = mergeSums(out.Train, p.Train)
-		out.Test = mergeSums(out.Test, p.Test)
+		var err error
+		if out.Train, err = mergeSums(out.Train, p.Train); err != nil {
+			return nil, fmt.Errorf("model: merge statistics %d: %w", i, err)
+		}
+		if out.Test, err = mergeSums(out.Test, p.Test); err != nil {
+			return nil, fmt.Errorf("model: merge statistics %d: %w", i, err)
+		}
 	}
 	return out, nil
 }
 
 // mergeSums returns a's rows followed by b's (Chan et al.'s update).
-func mergeSums(a, b *Sums) *Sums {
+func mergeSums(a, b *Sums) (*Sums, error) {
 	d := len(a.Mean)
 	na, nb := float64(a.N), float64(b.N)
 	n := na + nb
@@ -455,7 +498,13 @@ func mergeSums(a, b *Sums) *Sums {
 				j++
 			}
 		}
+		if len(merged) > maxLevels {
+			return nil, fmt.Errorf("indicator column %d: more than %d values", c, maxLevels)
+		}
 		out.Levels[c] = merged
+	}
+	if len(a.Sample)+len(b.Sample) > 0 {
+		out.Sample = bottom(append(slices.Clone(a.Sample), b.Sample...))
 	}
 	for _, side := range []struct {
 		s     *Sums
@@ -466,5 +515,5 @@ func mergeSums(a, b *Sums) *Sums {
 			out.Pairs[pairKey(ca, side.remap[ca][la], cb, side.remap[cb][lb])] += cnt
 		}
 	}
-	return out
+	return out, nil
 }

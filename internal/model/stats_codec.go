@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // ErrCorruptStats marks statistics bytes that fail their checksum or do
@@ -93,6 +94,16 @@ func (w *statsWriter) sums(s *Sums) {
 	for _, k := range keys {
 		w.u64(k)
 		w.u64(uint64(s.Pairs[k]))
+	}
+	w.uvar(uint64(len(s.Sample)))
+	for _, r := range s.Sample {
+		w.buf.Write(r.Hash[:])
+		for _, v := range r.Dense {
+			w.f64(v)
+		}
+		for _, v := range r.Cat {
+			w.str(v)
+		}
 	}
 }
 
@@ -259,6 +270,29 @@ func (r *statsReader) sums(st *Stats) *Sums {
 			r.err = errors.New("bad level pair")
 		}
 		s.Pairs[k] = cnt
+	}
+	ns := r.count(MaxSample)
+	if r.err == nil && int64(ns) > s.N {
+		r.err = fmt.Errorf("%d sampled rows of %d", ns, s.N)
+	}
+	for i := range ns {
+		var sr SampleRow
+		copy(sr.Hash[:], r.take(len(sr.Hash)))
+		sr.Dense = make([]float64, d)
+		for j := range sr.Dense {
+			sr.Dense[j] = r.f64()
+		}
+		for c := range s.Levels {
+			v := r.str()
+			if _, ok := slices.BinarySearchFunc(s.Levels[c], v, func(l Level, v string) int { return strings.Compare(l.Value, v) }); r.err == nil && !ok {
+				r.err = fmt.Errorf("sampled value %q of column %q has no level", v, st.Cat[c])
+			}
+			sr.Cat = append(sr.Cat, v)
+		}
+		if r.err == nil && i > 0 && bytes.Compare(s.Sample[i-1].Hash[:], sr.Hash[:]) > 0 {
+			r.err = errors.New("sample out of hash order")
+		}
+		s.Sample = append(s.Sample, sr)
 	}
 	if r.err != nil {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/linreg"
@@ -112,15 +113,15 @@ type numFeat struct {
 	a, b, c float64
 }
 
-// specMoments maps the raw statistics s through the transforms: the
-// moments of the spec's features and the target, exactly (to rounding)
-// those of the design matrix Fit would build from the same rows.
-func specMoments(st *Stats, s *Sums, ts []Transform) (linreg.Moments, error) {
-	if s.N == 0 {
-		return linreg.Moments{}, ErrNoRows
-	}
-	nNum := len(st.Num)
-	d, y := st.dense(), 2*nNum
+// specMap is a spec's features as linear maps of the raw features.
+type specMap struct {
+	p    int
+	nums []numFeat
+	memb [][][]member // per Cat column, per level: the features it feeds
+}
+
+// newSpecMap binds transforms to the raw features of s.
+func newSpecMap(st *Stats, s *Sums, ts []Transform) (*specMap, error) {
 	var nums []numFeat
 	memb := make([][][]member, len(st.Cat))
 	p := 0
@@ -129,7 +130,7 @@ func specMoments(st *Stats, s *Sums, ts []Transform) (linreg.Moments, error) {
 		case tr.Numeric != nil:
 			k := slices.Index(st.Num, tr.Column)
 			if k < 0 {
-				return linreg.Moments{}, fmt.Errorf("%w: no numeric statistics of column %q", ErrStatsLayout, tr.Column)
+				return nil, fmt.Errorf("%w: no numeric statistics of column %q", ErrStatsLayout, tr.Column)
 			}
 			sd := tr.Numeric.Std
 			if sd <= 0 {
@@ -139,11 +140,11 @@ func specMoments(st *Stats, s *Sums, ts []Transform) (linreg.Moments, error) {
 		default:
 			c := slices.Index(st.Cat, tr.Column)
 			if c < 0 {
-				return linreg.Moments{}, fmt.Errorf("%w: no value counts of column %q", ErrStatsLayout, tr.Column)
+				return nil, fmt.Errorf("%w: no value counts of column %q", ErrStatsLayout, tr.Column)
 			}
 			mod := st.Mod[c]
 			if mod > 0 && (tr.Hashed == nil || mod%tr.Hashed.Buckets != 0) {
-				return linreg.Moments{}, fmt.Errorf("%w: column %q is hashed modulo %d, the spec needs %s", ErrStatsLayout, tr.Column, mod, tr.Transform)
+				return nil, fmt.Errorf("%w: column %q is hashed modulo %d, the spec needs %s", ErrStatsLayout, tr.Column, mod, tr.Transform)
 			}
 			if memb[c] == nil {
 				memb[c] = make([][]member, len(s.Levels[c]))
@@ -161,7 +162,7 @@ func specMoments(st *Stats, s *Sums, ts []Transform) (linreg.Moments, error) {
 					// (h>>1) mod B = ((h>>1) mod Mod) mod B as B divides Mod.
 					r, sign, err := parseResidue(lev.Value)
 					if err != nil {
-						return linreg.Moments{}, err
+						return nil, err
 					}
 					memb[c][l] = append(memb[c][l], member{p + r%tr.Hashed.Buckets, sign})
 				case tr.Hashed != nil:
@@ -180,7 +181,23 @@ func specMoments(st *Stats, s *Sums, ts []Transform) (linreg.Moments, error) {
 		}
 		p += tr.Width()
 	}
+	return &specMap{p: p, nums: nums, memb: memb}, nil
+}
 
+// specMoments maps the raw statistics s through the transforms: the
+// moments of the spec's features and the target, exactly (to rounding)
+// those of the design matrix Fit would build from the same rows.
+func specMoments(st *Stats, s *Sums, ts []Transform) (linreg.Moments, error) {
+	if s.N == 0 {
+		return linreg.Moments{}, ErrNoRows
+	}
+	sm, err := newSpecMap(st, s, ts)
+	if err != nil {
+		return linreg.Moments{}, err
+	}
+	nNum := len(st.Num)
+	d, y := st.dense(), 2*nNum
+	p, nums, memb := sm.p, sm.nums, sm.memb
 	n := float64(s.N)
 	mean := make([]float64, p)
 	cross := make([]float64, p*p) // Σ of centred products
@@ -254,8 +271,11 @@ func specMoments(st *Stats, s *Sums, ts []Transform) (linreg.Moments, error) {
 // ScoreFromStats scores art on the test split of st, reading no rows:
 // SSE = Σ (e - ē)² + N ē² with Σ (e - ē)² = Syy - 2wᵀSxy + wᵀSxxw from the
 // centred moments, and so RMSE and R² as Evaluate gives them (to rounding).
-// MAE is not a function of these sums: the metrics come back with
-// MAEUnscored set, and a decision that names mae (NeedsRows) must read the
+// MAE is not a function of sums: it is the mean absolute error on the
+// test split's bottom-K hash sample (Sums.Sample), exact while the split
+// has at most MaxSample rows, a uniform-sample estimate beyond (relative
+// standard error about 1/√MaxSample ≈ 2% times the spread of |error| over
+// its mean). A decision that must be exact on mae (NeedsRows) reads the
 // test rows with EvaluateEach instead.
 func ScoreFromStats(def *dataset.Definition, art *Artifact, st *Stats) (Metrics, error) {
 	if err := art.check(); err != nil {
@@ -269,6 +289,10 @@ func ScoreFromStats(def *dataset.Definition, art *Artifact, st *Stats) (Metrics,
 		return Metrics{}, fmt.Errorf("score from statistics: %w", ErrNoRows)
 	}
 	m, err := specMoments(st, s, art.Transforms)
+	if err != nil {
+		return Metrics{}, fmt.Errorf("score from statistics: %w", err)
+	}
+	mae, err := sampleMAE(st, s, art)
 	if err != nil {
 		return Metrics{}, fmt.Errorf("score from statistics: %w", err)
 	}
@@ -287,7 +311,7 @@ func ScoreFromStats(def *dataset.Definition, art *Artifact, st *Stats) (Metrics,
 	}
 	n := float64(s.N)
 	sse := n * (max(resid, 0) + ebar*ebar)
-	ms := Metrics{Rows: int(s.N), RMSE: math.Sqrt(sse / n), MAEUnscored: true}
+	ms := Metrics{Rows: int(s.N), RMSE: math.Sqrt(sse / n), MAE: mae}
 	if m.VarY > 0 {
 		ms.R2 = 1 - sse/(n*m.VarY)
 	}
@@ -301,4 +325,37 @@ func NeedsRows(def *dataset.Definition) bool {
 	_, lo := p.Min["mae"]
 	_, hi := p.Max["mae"]
 	return p.PrimaryMetric == "mae" || lo || hi
+}
+
+// sampleMAE is the mean absolute error of art on s's sample.
+func sampleMAE(st *Stats, s *Sums, art *Artifact) (float64, error) {
+	if len(s.Sample) == 0 {
+		return 0, ErrNoRows
+	}
+	sm, err := newSpecMap(st, s, art.Transforms)
+	if err != nil {
+		return 0, err
+	}
+	nNum := len(st.Num)
+	sae := 0.0
+	for _, r := range s.Sample {
+		pred := art.Intercept
+		for _, f := range sm.nums {
+			pred += art.Coef[f.feat] * (f.a*r.Dense[f.k] + f.b*r.Dense[nNum+f.k] + f.c)
+		}
+		for c, ms := range sm.memb {
+			if ms == nil {
+				continue
+			}
+			l, ok := slices.BinarySearchFunc(s.Levels[c], r.Cat[c], func(l Level, v string) int { return strings.Compare(l.Value, v) })
+			if !ok {
+				return 0, fmt.Errorf("sampled value %q of column %q has no level", r.Cat[c], st.Cat[c])
+			}
+			for _, m := range ms[l] {
+				pred += art.Coef[m.feat] * m.w
+			}
+		}
+		sae += math.Abs(r.Dense[2*nNum] - pred)
+	}
+	return sae / float64(len(s.Sample)), nil
 }

@@ -173,6 +173,8 @@ func TestMergedStatsEqualFullRecomputation(t *testing.T) {
 		require.Equal(t, full.Train.N, merged.Train.N)
 		require.Equal(t, full.Test.N, merged.Test.N)
 		require.Equal(t, full.Train.Pairs, merged.Train.Pairs)
+		require.Equal(t, full.Test.Sample, merged.Test.Sample)
+		require.Len(t, merged.Test.Sample, int(merged.Test.N))
 		for c := range full.Train.Levels {
 			require.Len(t, merged.Train.Levels[c], len(full.Train.Levels[c]))
 			for l, lev := range full.Train.Levels[c] {
@@ -198,7 +200,7 @@ func TestMergedStatsEqualFullRecomputation(t *testing.T) {
 			require.Equal(t, want.Rows, got.Rows)
 			requireRel(t, want.RMSE, got.RMSE, 1e-8, name+" rmse")
 			requireRel(t, want.R2, got.R2, 1e-8, name+" r2")
-			require.True(t, got.MAEUnscored)
+			requireRel(t, want.MAE, got.MAE, 1e-9, name+" mae (exact: the sample holds every test row)")
 		}
 		// A fixed merge order gives the same bytes every time.
 		again, err := Merge(parts...)
@@ -317,4 +319,26 @@ func TestRidgeAutoBeatsOLSOnSmallWideVersion(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, wins, trials-1)
+}
+
+// Past MaxSample test rows MAE is estimated from the bottom-K hash sample;
+// RMSE and R² stay exact.
+func TestScoreFromStatsLargeTestSplit(t *testing.T) {
+	def := housingDef(t)
+	rows := withSplit(def, housingRows(t, def, 25_000, 90))
+	st := mustStats(t, def, rows)
+	require.Greater(t, st.Test.N, int64(MaxSample))
+	require.Len(t, st.Test.Sample, MaxSample)
+	for _, name := range []string{"linear-onehot", "linear-hashed"} {
+		a, err := FitFromStats(def, mustSpec(t, def, name), st)
+		require.NoError(t, err)
+		want, err := Evaluate(context.Background(), mustPredictor(t, def, a), scanOf(testOf(rows)))
+		require.NoError(t, err)
+		got, err := ScoreFromStats(def, a, st)
+		require.NoError(t, err)
+		requireRel(t, want.RMSE, got.RMSE, 1e-8, "rmse")
+		requireRel(t, want.R2, got.R2, 1e-8, "r2")
+		requireRel(t, want.MAE, got.MAE, 0.05, "mae estimate")
+		t.Logf("%s: MAE %.1f from %d rows, %.1f from a sample of %d", name, want.MAE, want.Rows, got.MAE, MaxSample)
+	}
 }
