@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/sajari/regression"
 	"github.com/stretchr/testify/require"
+	"gonum.org/v1/gonum/mat"
 )
 
 func mustStats(t testing.TB, def *dataset.Definition, rows []dataset.StagedRow) *Stats {
@@ -340,5 +342,31 @@ func TestScoreFromStatsLargeTestSplit(t *testing.T) {
 		requireRel(t, want.R2, got.R2, 1e-8, "r2")
 		requireRel(t, want.MAE, got.MAE, 0.05, "mae estimate")
 		t.Logf("%s: MAE %.1f from %d rows, %.1f from a sample of %d", name, want.MAE, want.Rows, got.MAE, MaxSample)
+	}
+}
+
+// FitFromStats against the oracles directly: a dense QR and
+// sajari/regression on the design matrix of the same rows.
+func TestFitFromStatsMatchesOracles(t *testing.T) {
+	def := housingDef(t)
+	rows := housingRows(t, def, 800, 91)
+	a, err := FitFromStats(def, identifiable(), mustStats(t, def, rows))
+	require.NoError(t, err)
+	x, y, kept := design(def, a, rows)
+	var qr mat.QR
+	qr.Factorize(x)
+	var b mat.VecDense
+	require.NoError(t, qr.SolveVecTo(&b, false, y))
+	var reg regression.Regression
+	n, p := x.Dims()
+	for i := range n {
+		reg.Train(regression.DataPoint(y.AtVec(i), mat.Row(nil, i, x)[1:p]))
+	}
+	require.NoError(t, reg.Run())
+	for _, want := range [][]float64{b.RawVector().Data, reg.GetCoeffs()} {
+		requireRel(t, want[0], a.Intercept, 1e-8, "intercept")
+		for k, j := range kept {
+			requireRel(t, want[k+1], a.Coef[j], 1e-8, "coef")
+		}
 	}
 }
