@@ -231,7 +231,7 @@ func ComputeStats(ctx context.Context, def *dataset.Definition, scan dataset.Sca
 		if r.Test {
 			b = test
 		}
-		if err := b.add(r, numField, catField, catCol); err != nil {
+		if err := b.add(r, st.Num, numField, catField, catCol); err != nil {
 			return fmt.Errorf("row %d: %w", n, err)
 		}
 		n++
@@ -256,6 +256,8 @@ type sumsBuilder struct {
 	lv    []int
 	// sample: keep the rows of smallest hash (the test split).
 	sample bool
+	full   bool            // the sample holds MaxSample rows below cut
+	cut    dataset.RowHash // rows at or above it cannot enter the sample
 }
 
 func newSumsBuilder(st *Stats) *sumsBuilder {
@@ -268,7 +270,7 @@ func newSumsBuilder(st *Stats) *sumsBuilder {
 	return b
 }
 
-func (b *sumsBuilder) add(r dataset.StagedRow, numField, catField []int, catCol []dataset.Column) error {
+func (b *sumsBuilder) add(r dataset.StagedRow, numName []string, numField, catField []int, catCol []dataset.Column) error {
 	s, k, v := b.s, b.k, b.v
 	for j, fi := range numField {
 		x := r.Fields[fi].Num
@@ -277,7 +279,7 @@ func (b *sumsBuilder) add(r dataset.StagedRow, numField, catField []int, catCol 
 			v[j], v[k+j] = 0, 1
 			s.Missing[j]++
 		case math.IsInf(x, 0):
-			return fmt.Errorf("column %d: value is infinite", fi)
+			return fmt.Errorf("column %q: value is infinite", numName[j])
 		default:
 			v[j], v[k+j] = x, 0
 		}
@@ -336,7 +338,7 @@ func (b *sumsBuilder) add(r dataset.StagedRow, numField, catField []int, catCol 
 			s.Pairs[pairKey(a, b.lv[a], c, l)]++
 		}
 	}
-	if b.sample {
+	if b.sample && !(b.full && bytes.Compare(r.Hash[:], b.cut[:]) >= 0) {
 		sr := SampleRow{Hash: r.Hash, Dense: slices.Clone(v), Cat: make([]string, len(b.lv))}
 		for c, l := range b.lv {
 			sr.Cat[c] = s.Levels[c][l].Value
@@ -344,6 +346,8 @@ func (b *sumsBuilder) add(r dataset.StagedRow, numField, catField []int, catCol 
 		s.Sample = append(s.Sample, sr)
 		if len(s.Sample) >= 2*MaxSample {
 			s.Sample = bottom(s.Sample)
+			// A later row at or above the last kept hash would sort after it.
+			b.full, b.cut = true, s.Sample[MaxSample-1].Hash
 		}
 	}
 	return nil

@@ -4,9 +4,8 @@ import (
 	"bytes"
 	"context"
 	"runtime"
+	"slices"
 	"testing"
-
-	"github.com/refit-ml/refit/internal/dataset"
 )
 
 // Statistics of a 100k-row blob (both splits, every column the housing
@@ -95,20 +94,9 @@ func BenchmarkStatsSize(b *testing.B) {
 			b.ReportMetric(float64(len(enc)), "stats-bytes")
 			b.ReportMetric(float64(csv.Len()), "rows-bytes")
 			b.ReportMetric(float64(after.HeapAlloc)-float64(before.HeapAlloc), "stats-heap-bytes")
-			b.ReportMetric(float64(len(st.Train.Levels[slicesIndex(st.Cat, "street")])), "street-levels")
+			b.ReportMetric(float64(len(st.Train.Levels[slices.Index(st.Cat, "street")])), "street-levels")
 			b.ReportMetric(float64(len(st.Train.Pairs)), "pairs")
 			runtime.KeepAlive(st)
 		})
 	}
 }
-
-func slicesIndex(ss []string, s string) int {
-	for i, v := range ss {
-		if v == s {
-			return i
-		}
-	}
-	return -1
-}
-
-var _ = dataset.Scan(nil)

@@ -20,8 +20,9 @@ var ErrCorruptStats = errors.New("model: corrupt statistics")
 const (
 	statsMagic   = "RFTSTATS"
 	statsVersion = 1
-	// Bounds a decoder trusts before allocating.
-	maxStatsColumns = 1 << 12
+	// Bounds a decoder trusts before allocating (the dense block is
+	// (2·1024+1)² floats at most).
+	maxStatsColumns = 1 << 10
 )
 
 // Marshal encodes the statistics. The same statistics give the same bytes.

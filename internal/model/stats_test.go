@@ -1,9 +1,11 @@
 package model
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/refit-ml/refit/internal/dataset"
@@ -146,8 +148,13 @@ func TestFitFromStatsMatchesFit(t *testing.T) {
 				}
 			}
 			requireSamePredictions(t, def, want, got, tt.rows, 1e-6)
-			_, err = got.Marshal()
+			b1, err := got.Marshal()
 			require.NoError(t, err)
+			again, err := FitFromStats(def, tt.spec, mustStats(t, def, tt.rows))
+			require.NoError(t, err)
+			b2, err := again.Marshal()
+			require.NoError(t, err)
+			require.Equal(t, b1, b2, "the same statistics fit the same bytes")
 		})
 	}
 }
@@ -282,6 +289,11 @@ func TestStatsErrors(t *testing.T) {
 	other.Num = other.Num[1:]
 	_, err = Merge(st, &other)
 	require.Error(t, err)
+
+	inf := housingRows(t, def, 3, 63)
+	inf[1].Fields[mustIndex(t, def, "sqft_lot")].Num = math.Inf(1)
+	_, err = ComputeStats(context.Background(), def, scanOf(inf))
+	require.ErrorContains(t, err, `"sqft_lot"`)
 }
 
 // On a small, wide version (40 rows, a one-hot of 22 zip codes, several
@@ -331,6 +343,18 @@ func TestScoreFromStatsLargeTestSplit(t *testing.T) {
 	st := mustStats(t, def, rows)
 	require.Greater(t, st.Test.N, int64(MaxSample))
 	require.Len(t, st.Test.Sample, MaxSample)
+	var hashes []dataset.RowHash
+	for _, r := range testOf(rows) {
+		hashes = append(hashes, r.Hash)
+	}
+	slices.SortFunc(hashes, func(a, b dataset.RowHash) int { return bytes.Compare(a[:], b[:]) })
+	for i, r := range st.Test.Sample {
+		require.Equal(t, hashes[i], r.Hash, "the sample is the bottom-K by row hash")
+	}
+	// Split in two blobs, merged: the same sample.
+	half, err := Merge(mustStats(t, def, rows[:9000]), mustStats(t, def, rows[9000:]))
+	require.NoError(t, err)
+	require.Equal(t, st.Test.Sample, half.Test.Sample)
 	for _, name := range []string{"linear-onehot", "linear-hashed"} {
 		a, err := FitFromStats(def, mustSpec(t, def, name), st)
 		require.NoError(t, err)
