@@ -122,7 +122,7 @@ func (s *Server) consoleRoutes() {
 	}))
 	s.mux.Handle("GET /console/{dataset}", s.consolePage(s.consolePredict))
 	s.mux.Handle("GET /console/{dataset}/pipeline", s.consolePage(s.consolePipeline))
-	s.mux.Handle("GET /v1/datasets/{dataset}/ingests/{id}/quarantine", http.TimeoutHandler(s.handleQuarantine(), s.cfg.UploadTimeout, "quarantine timed out"))
+	s.mux.Handle("GET /v1/datasets/{dataset}/ingests/{id}/quarantine", s.longWrite(http.TimeoutHandler(s.handleQuarantine(), s.cfg.UploadTimeout, "quarantine timed out")))
 }
 
 // consolePage renders a page built by fill into a buffer first, so an error
@@ -251,7 +251,10 @@ func (s *Server) consolePipeline(r *http.Request, p *consolePage) (string, error
 	if err != nil {
 		return "", err
 	}
-	slices.SortFunc(st.Uploads, func(a, b Upload) int { return b.StagedAt.Compare(a.StagedAt) })
+	// One page of ingests, newest first, as the API pages them.
+	if st.Uploads, st.IngestsNext, err = pageIngests(st.Uploads, defaultIngestPage, r.URL.Query().Get("cursor")); err != nil {
+		return "", err
+	}
 	slices.Reverse(st.Versions)
 	p.Status = &st
 	if p.Runs, err = s.reg.Runs(ctx, d.Name); err != nil {

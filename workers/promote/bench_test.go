@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/refit-ml/refit/workers"
 	"io"
 	"log/slog"
 	"os"
@@ -59,8 +60,8 @@ func BenchmarkDecide(b *testing.B) {
 			if err := trained.AddVersion(ctx, v); err != nil {
 				b.Fatal(err)
 			}
-			tw, err := train.New(train.Config{Datasets: catalog, Bucket: bucket, Registry: trained, Publisher: discard{},
-				Logger: logger, Metrics: prometheus.NewRegistry()})
+			tw, err := train.New(train.Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: trained, Publisher: discard{},
+				Logger: logger, Metrics: prometheus.NewRegistry()}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -90,7 +91,7 @@ func BenchmarkDecide(b *testing.B) {
 					Checksum: champ.Checksum, Metrics: champ.Metrics, Actor: ActorAuto, PromotedAt: time.Now().UTC()}); err != nil {
 					b.Fatal(err)
 				}
-				w, err := New(Config{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
+				w, err := New(workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
 					Logger: logger, Metrics: prometheus.NewRegistry()})
 				if err != nil {
 					b.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/refit-ml/refit/workers"
 	"io"
 	"log/slog"
 	"os"
@@ -135,8 +136,8 @@ func BenchmarkTrainVersion(b *testing.B) {
 				if err := reg.AddVersion(ctx, v); err != nil {
 					b.Fatal(err)
 				}
-				w, err := New(Config{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
-					Logger: logger, Metrics: prometheus.NewRegistry()})
+				w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
+					Logger: logger, Metrics: prometheus.NewRegistry()}})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -146,7 +146,7 @@
     if (refreshing) { again = true; return; } // one more pass after this one
     refreshing = true;
     try {
-      const resp = await fetch(window.location.pathname, { headers: { Accept: "text/html" } });
+      const resp = await fetch(window.location.pathname + window.location.search, { headers: { Accept: "text/html" } });
       if (!resp.ok) return;
       const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
       const next = doc.querySelector("[data-live]");
