@@ -133,11 +133,23 @@ func refitMetrics(t *testing.T) map[string]metricInfo {
 }
 
 func kindOf(c prometheus.Collector) dto.MetricType {
-	switch c.(type) {
-	case *prometheus.HistogramVec, prometheus.Histogram:
+	switch c := c.(type) {
+	case *prometheus.HistogramVec:
 		return dto.MetricType_HISTOGRAM
-	case *prometheus.SummaryVec, prometheus.Summary:
+	case *prometheus.SummaryVec:
 		return dto.MetricType_SUMMARY
+	case prometheus.Metric:
+		// prometheus.Histogram and prometheus.Summary have the same method
+		// set, so a type switch cannot tell them apart: ask the metric.
+		var m dto.Metric
+		if c.Write(&m) == nil {
+			switch {
+			case m.Histogram != nil:
+				return dto.MetricType_HISTOGRAM
+			case m.Summary != nil:
+				return dto.MetricType_SUMMARY
+			}
+		}
 	}
 	return dto.MetricType_UNTYPED
 }

@@ -399,7 +399,7 @@ func TestPredictResponseIsEncodingJSONs(t *testing.T) {
 		Version: 3, VersionHash: "abc", Checksum: "sha256:00", PromotedAt: time.Date(2026, 11, 23, 11, 0, 0, 123, time.UTC)}}
 	ids := []predictionID{{1, 2, 3, 4, 5, 6, 0x47, 8, 0x89, 10, 11, 12, 13, 14, 15, 16}, {}}
 	for _, preds := range [][]float64{
-		{480000, 1234567.5, -0.0, 0, 1e-7, 1e21, 123456789012345678, 5e-324, math.MaxFloat64, 0.1, -2.5e-9},
+		{480000, 1234567.5, math.Copysign(0, -1), 0, 1e-7, 1e21, 123456789012345678, 5e-324, math.MaxFloat64, 0.1, -2.5e-9},
 		{1},
 	} {
 		ids := ids[:min(len(ids), len(preds))]

@@ -225,7 +225,7 @@ func subscribe(router *message.Router, b subscriber, m built) error {
 		if err != nil {
 			return fmt.Errorf("%s: subscribe %s: %w", m.name, r.group, err)
 		}
-		router.AddNoPublisherHandler(r.handler, b.Topic(r.topic), sub, r.handle)
+		router.AddConsumerHandler(r.handler, b.Topic(r.topic), sub, r.handle)
 	}
 	return nil
 }

@@ -166,17 +166,6 @@ type RowHash [16]byte
 
 func (h RowHash) String() string { return hex.EncodeToString(h[:]) }
 
-// ParseRowHash reads the hex form.
-func ParseRowHash(s string) (RowHash, error) {
-	var h RowHash
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(h) {
-		return h, fmt.Errorf("bad row hash %q", s)
-	}
-	copy(h[:], b)
-	return h, nil
-}
-
 // Hash computes a row's content hash.
 func (d *Definition) Hash(r Row) RowHash {
 	h := sha256.New()

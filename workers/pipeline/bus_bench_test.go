@@ -157,7 +157,7 @@ func BenchmarkWorkerHandlers(b *testing.B) {
 					require.NoError(b, err)
 					sub, err := bb.Subscriber(group)
 					require.NoError(b, err)
-					r.AddNoPublisherHandler(c.name, bb.Topic(c.topic), sub, c.handler(func() { handled <- struct{}{} }))
+					r.AddConsumerHandler(c.name, bb.Topic(c.topic), sub, c.handler(func() { handled <- struct{}{} }))
 					runCtx, cancel := context.WithCancel(ctx)
 					stopped := make(chan error, 1)
 					go func() { stopped <- r.Run(runCtx) }()

@@ -241,13 +241,6 @@ func (f *failingDocs) Insert(ctx context.Context, c, k string, b json.RawMessage
 	return f.Docs.Insert(ctx, c, k, b)
 }
 
-func (f *failingDocs) InsertMany(ctx context.Context, c string, docs []store.Doc) ([]bool, error) {
-	if err := f.tick(); err != nil {
-		return nil, err
-	}
-	return f.Docs.InsertMany(ctx, c, docs)
-}
-
 func TestCrashInsideAHandlerConverges(t *testing.T) {
 	base, _, _ := freshPipeline(t, 150)
 	play(base, scenario())

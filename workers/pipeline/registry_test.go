@@ -56,8 +56,8 @@ func TestAddedSpecTrainsOnTheLatestVersionOnly(t *testing.T) {
 		shipped = raw["models"].([]any)
 		raw["models"] = []any{shipped[1], numericOnly(raw)} // hashed and numeric-only
 	})
-	p, bucket, docs := freshPipeline(t, 150)
-	p = newPipeline(t, twoWeakSpecs, bucket, docs)
+	_, bucket, docs := freshPipeline(t, 150)
+	p := newPipeline(t, twoWeakSpecs, bucket, docs)
 	play(p, scenario())
 	ctx := context.Background()
 	before, err := p.reg.Runs(ctx, "housing")

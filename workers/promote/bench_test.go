@@ -124,11 +124,14 @@ func stageVersion(tb testing.TB, d *dataset.Definition, bucket blob.Bucket, rows
 		v.Specs = append(v.Specs, m.Hash())
 	}
 	_, err = bucket.Write(context.Background(), v.Blobs[0], blob.CreateOnly, func(out io.Writer) error {
-		sw := d.NewStagedWriter(out)
+		enc := d.NewStagedEncoder("bench")
+		if _, err := out.Write(d.HeaderRecord()); err != nil {
+			return err
+		}
 		for {
 			row, rej, err := in.Next()
 			if errors.Is(err, io.EOF) {
-				return sw.Flush()
+				return nil
 			}
 			if err != nil {
 				return err
@@ -136,13 +139,12 @@ func stageVersion(tb testing.TB, d *dataset.Definition, bucket blob.Bucket, rows
 			if rej != nil {
 				continue
 			}
-			h := d.Hash(row)
-			r := dataset.StagedRow{Row: row, Hash: h, Test: d.IsTest(h), Source: "bench"}
-			if err := sw.Write(r); err != nil {
+			_, test, rec := enc.Encode(row)
+			if _, err := out.Write(rec); err != nil {
 				return err
 			}
 			v.Rows++
-			if r.Test {
+			if test {
 				v.TestRows++
 			} else {
 				v.TrainRows++

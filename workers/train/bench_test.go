@@ -63,7 +63,10 @@ func stageVersion(tb testing.TB, d *dataset.Definition, bucket blob.Bucket, rows
 		name := fmt.Sprintf("datasets/%s/rows/%06d.csv", d.Name, len(v.Blobs))
 		n := 0
 		_, err := bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
-			sw := d.NewStagedWriter(out)
+			enc := d.NewStagedEncoder("bench")
+			if _, err := out.Write(d.HeaderRecord()); err != nil {
+				return err
+			}
 			for n < perBlob {
 				row, rej, err := in.Next()
 				if errors.Is(err, io.EOF) {
@@ -76,20 +79,19 @@ func stageVersion(tb testing.TB, d *dataset.Definition, bucket blob.Bucket, rows
 				if rej != nil {
 					continue
 				}
-				h := d.Hash(row)
-				r := dataset.StagedRow{Row: row, Hash: h, Test: d.IsTest(h), Source: "bench"}
-				if err := sw.Write(r); err != nil {
+				_, test, rec := enc.Encode(row)
+				if _, err := out.Write(rec); err != nil {
 					return err
 				}
 				n++
 				v.Rows++
-				if r.Test {
+				if test {
 					v.TestRows++
 				} else {
 					v.TrainRows++
 				}
 			}
-			return sw.Flush()
+			return nil
 		})
 		if err != nil {
 			tb.Fatal(err)
