@@ -24,6 +24,7 @@ import (
 	"github.com/refit-ml/refit/schemas"
 	"github.com/refit-ml/refit/workers/preprocess"
 	"github.com/refit-ml/refit/workers/promote"
+	"github.com/refit-ml/refit/workers/serve"
 	"github.com/refit-ml/refit/workers/train"
 	"github.com/refit-ml/refit/workers/version"
 )
@@ -85,7 +86,7 @@ func refitMetrics(t *testing.T) map[string]metricInfo {
 	must(version.New(version.Config{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: nopPublisher{}, Logger: logger, Metrics: rec}))
 	must(train.New(train.Config{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: nopPublisher{}, Logger: logger, Metrics: rec}))
 	must(promote.New(promote.Config{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: nopPublisher{}, Logger: logger, Metrics: rec}))
-	models := gateway.NewModels(catalog, bucket, reg, logger, rec)
+	models := serve.NewModels(catalog, bucket, reg, logger, rec)
 
 	out := map[string]metricInfo{}
 	for _, c := range rec.collectors {

@@ -20,11 +20,12 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers/serve"
 )
 
 // following hands model.promoted to the gateway's models at once, as the
 // gateway's own subscription does.
-type following struct{ models *gateway.Models }
+type following struct{ models *serve.Models }
 
 func (p following) Publish(ctx context.Context, e events.Event) error {
 	if pe, ok := e.(*events.ModelPromoted); ok {
@@ -33,7 +34,7 @@ func (p following) Publish(ctx context.Context, e events.Event) error {
 	return nil
 }
 
-func follow(m *gateway.Models) gateway.Publisher { return following{m} }
+func follow(m *serve.Models) gateway.Publisher { return following{m} }
 
 // addRun fits spec on the first n rows and records it as a run of version 1.
 func (f *fixture) addRun(t *testing.T, spec string, n int, created time.Time) registry.Run {

@@ -27,13 +27,14 @@ import (
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/internal/synth"
+	"github.com/refit-ml/refit/workers/serve"
 )
 
 type fixture struct {
 	def    *dataset.Definition
 	reg    *registry.Registry
 	bucket blob.Bucket
-	models *gateway.Models
+	models *serve.Models
 	hub    *gateway.Hub
 	srv    *httptest.Server
 	rows   []dataset.StagedRow
@@ -45,12 +46,12 @@ func (nopPublisher) Publish(context.Context, events.Event) error { return nil }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	return newFixtureWith(t, gateway.Config{}, func(*gateway.Models) gateway.Publisher { return nopPublisher{} })
+	return newFixtureWith(t, gateway.Config{}, func(*serve.Models) gateway.Publisher { return nopPublisher{} })
 }
 
 // newFixtureWith builds the fixture with a configuration and a publisher
 // made for its models.
-func newFixtureWith(t *testing.T, cfg gateway.Config, pub func(*gateway.Models) gateway.Publisher) *fixture {
+func newFixtureWith(t *testing.T, cfg gateway.Config, pub func(*serve.Models) gateway.Publisher) *fixture {
 	t.Helper()
 	b, err := os.ReadFile("../schemas/datasets/housing.json")
 	require.NoError(t, err)
@@ -63,7 +64,7 @@ func newFixtureWith(t *testing.T, cfg gateway.Config, pub func(*gateway.Models) 
 	reg := registry.New(memory.New())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	metrics := prometheus.NewRegistry()
-	models := gateway.NewModels(catalog, bucket, reg, logger, metrics)
+	models := serve.NewModels(catalog, bucket, reg, logger, metrics)
 	hub := gateway.NewHub()
 	srv, err := gateway.NewServer(cfg, gateway.Deps{Datasets: catalog, Registry: reg, Bucket: bucket,
 		Publisher: pub(models), Models: models, Logger: logger, Metrics: metrics, Events: hub})

@@ -31,6 +31,7 @@ import (
 	"github.com/refit-ml/refit/webhook"
 	"github.com/refit-ml/refit/workers/preprocess"
 	"github.com/refit-ml/refit/workers/promote"
+	serving "github.com/refit-ml/refit/workers/serve"
 	"github.com/refit-ml/refit/workers/train"
 	"github.com/refit-ml/refit/workers/version"
 )
@@ -188,10 +189,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	var started atomic.Bool
 	ready := func() bool { return started.Load() }
 	var handler http.Handler
-	var models *gateway.Models
+	var models *serving.Models
 	hub := gateway.NewHub() // GET /v1/events
 	if cfg.has("gateway") {
-		models = gateway.NewModels(catalog, st.bucket, reg, logger, metrics)
+		models = serving.NewModels(catalog, st.bucket, reg, logger, metrics)
 		// Each gateway replica hears every promotion: a group of its own.
 		group := "gateway-" + uuid.NewString()[:8]
 		if err := add("gateway.promoted."+group, events.TopicModelPromoted, group, bus.Handle(models.HandlePromoted)); err != nil {
