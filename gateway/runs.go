@@ -133,7 +133,8 @@ type runDetail struct {
 	// Params is the model spec the artifact was fitted from.
 	Params        *dataset.ModelSpec `json:"params"`
 	ArtifactError string             `json:"artifact_error,omitempty"`
-	Decision      *registry.Decision `json:"decision"`
+	// Decision is the run's standing now (registry.StandingOf).
+	Decision *registry.Standing `json:"decision"`
 	// Promotions are the sequence numbers at which the run became champion.
 	Promotions []int64          `json:"promotions"`
 	Lineage    registry.Lineage `json:"lineage"`
@@ -156,9 +157,10 @@ func (s *Server) handleRun() http.Handler {
 		} else {
 			out.Params = &art.Spec.Model
 		}
-		switch dec, err := s.reg.Decision(ctx, run.Dataset, run.ID); {
+		var dec *registry.Decision
+		switch d, err := s.reg.Decision(ctx, run.Dataset, run.ID); {
 		case err == nil:
-			out.Decision = &dec
+			dec = &d
 		case !registry.IsNotFound(err):
 			s.fail(w, r, err)
 			return
@@ -167,6 +169,9 @@ func (s *Server) handleRun() http.Handler {
 		if err != nil {
 			s.fail(w, r, err)
 			return
+		}
+		if st, ok := registry.StandingOf(run.ID, dec, proms); ok {
+			out.Decision = &st
 		}
 		for _, p := range proms {
 			if p.RunID == run.ID {
