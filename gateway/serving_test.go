@@ -211,3 +211,42 @@ func TestCorruptArtifactIsNotServed(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
+
+// One dataset's unreadable champion does not keep the gateway unready:
+// /readyz is 200 and names the promotion that did not load.
+func TestReadyzReportsAModelThatDoesNotLoad(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	good := f.promote(t, "linear-onehot", 300, 1)
+	bad := good
+	bad.Sequence, bad.RunID, bad.Checksum = 2, "00000000000000b2", "sha256:"+fmt.Sprintf("%064d", 0)
+	require.NoError(t, f.reg.AddPromotion(ctx, bad))
+	require.ErrorIs(t, f.models.Refresh(ctx), model.ErrInvalidArtifact)
+
+	resp, err := http.Get(f.srv.URL + "/readyz")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var body struct {
+		Status   string
+		Datasets []struct {
+			Dataset  string
+			Sequence int64
+			Failed   []struct {
+				Sequence int64
+				RunID    string `json:"run_id"`
+				Error    string
+			}
+		}
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	require.Equal(t, "ready", body.Status)
+	require.Len(t, body.Datasets, 1)
+	ds := body.Datasets[0]
+	require.Equal(t, "housing", ds.Dataset)
+	require.Equal(t, int64(1), ds.Sequence, "the older model serves")
+	require.Len(t, ds.Failed, 1)
+	require.Equal(t, int64(2), ds.Failed[0].Sequence)
+	require.Equal(t, bad.RunID, ds.Failed[0].RunID)
+	require.Contains(t, ds.Failed[0].Error, "checksum")
+}
