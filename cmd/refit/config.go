@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -115,7 +114,6 @@ func (c Config) validate() error {
 		if c.DataDir == "" {
 			return &settingError{"REFIT_DATA_DIR", "must not be empty"}
 		}
-		c.DataDir = filepath.Clean(c.DataDir)
 	case profileGCP:
 		if c.GCPProject == "" {
 			return &settingError{"REFIT_GCP_PROJECT", "required with REFIT_PROFILE=gcp"}

@@ -25,36 +25,17 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers"
 )
-
-// Datasets finds a dataset's definition.
-type Datasets interface {
-	Get(name string) (*dataset.Definition, bool)
-	Names() []string
-}
-
-// Publisher sends events.
-type Publisher interface {
-	Publish(ctx context.Context, e events.Event) error
-}
-
-// Config holds the worker's dependencies.
-type Config struct {
-	Datasets  Datasets
-	Bucket    blob.Bucket
-	Registry  *registry.Registry
-	Publisher Publisher
-	Logger    *slog.Logger
-	Metrics   prometheus.Registerer
-}
 
 // Worker is the promote worker.
 type Worker struct {
-	datasets Datasets
+	datasets workers.Datasets
 	bucket   blob.Bucket
 	reg      *registry.Registry
-	pub      Publisher
+	pub      workers.Publisher
 	log      *slog.Logger
+	now      func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]*model.Predictor // by run ID; artifacts are immutable
@@ -64,13 +45,13 @@ type Worker struct {
 }
 
 // New builds the worker.
-func New(cfg Config) (*Worker, error) {
-	if cfg.Datasets == nil || cfg.Bucket == nil || cfg.Registry == nil || cfg.Publisher == nil || cfg.Logger == nil || cfg.Metrics == nil {
-		return nil, errors.New("promote: missing dependency")
+func New(cfg workers.Deps) (*Worker, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("promote: %w", err)
 	}
 	w := &Worker{
 		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
-		log: cfg.Logger.With("component", "promote"), cache: map[string]*model.Predictor{},
+		log: cfg.Logger.With("component", "promote"), now: cfg.Now(), cache: map[string]*model.Predictor{},
 		promotions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refit_promotions_total", Help: "Models promoted by this process.",
 		}, []string{"dataset"}),
@@ -180,7 +161,7 @@ func (w *Worker) decide(ctx context.Context, d *dataset.Definition, run registry
 			}
 			return w.record(ctx, d, registry.Decision{
 				RunID: run.ID, Dataset: d.Name, Promoted: true, Status: registry.StatusPromoted, Sequence: champ.Sequence,
-				EvalVersion: champ.Version, Challenger: champ.Metrics, Reason: reason, DecidedAt: time.Now().UTC(),
+				EvalVersion: champ.Version, Challenger: champ.Metrics, Reason: reason, DecidedAt: w.now(),
 			}, &champ, correlation)
 		}
 		dec, prom, err := w.evaluate(ctx, d, run, champ, hasChamp)
@@ -223,59 +204,24 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 	}
 	challenger := scores[0]
 	dec := registry.Decision{RunID: run.ID, Dataset: d.Name, Status: registry.StatusRejected, EvalVersion: evalVersion,
-		Challenger: challenger, DecidedAt: time.Now().UTC()}
-	metric := d.Promotion.PrimaryMetric
-	// Absolute bounds first: a model outside them is not served, however
-	// bad the champion is.
-	if broken := d.Promotion.Bounds(func(m string) float64 { return pick(challenger, m) }); broken != "" {
-		dec.Reason = fmt.Sprintf("outside the promotion bounds: %s (on %d rows of version %d)", broken, challenger.Rows, evalVersion)
+		Challenger: challenger, DecidedAt: w.now()}
+	var champion *registry.Metrics
+	if hasChamp {
+		champion = &scores[1]
+		dec.ChampionRunID, dec.Champion = champ.RunID, champion
+	}
+	verdict := Rule(d.Name, d.Promotion, challenger, champion, evalVersion)
+	dec.Status, dec.Reason = verdict.Status, verdict.Reason
+	if !verdict.Promote() {
 		return dec, nil, nil
 	}
-	var promote bool
-	if !hasChamp {
-		promote = true
-		dec.Reason = fmt.Sprintf("first model for %s: %s %.6g on %d rows of version %d", d.Name, metric, pick(challenger, metric), challenger.Rows, evalVersion)
-	} else {
-		champion := scores[1]
-		dec.ChampionRunID, dec.Champion = champ.RunID, &champion
-		gain := pick(champion, metric) - pick(challenger, metric)
-		if !d.LowerIsBetter() {
-			gain = -gain
-		}
-		promote = gain > 0 && gain >= d.Promotion.MinImprovement
-		verb := "beats"
-		if !promote {
-			verb = "does not beat"
-		}
-		dec.Reason = fmt.Sprintf("%s %.6g %s the champion's %.6g by the required %g (gain %.6g) on the same %d rows of version %d",
-			metric, pick(challenger, metric), verb, pick(champion, metric), d.Promotion.MinImprovement, gain, challenger.Rows, evalVersion)
-	}
-	if !promote {
-		return dec, nil, nil
-	}
-	if !d.Promotion.Auto() {
-		dec.Status = registry.StatusAwaitingApproval
-		dec.Reason += "; awaiting approval (promotion.auto_promote is false)"
-		return dec, nil, nil
-	}
-	dec.Promoted, dec.Status = true, registry.StatusPromoted
+	dec.Promoted = true
 	dec.Sequence = champ.Sequence + 1
 	return dec, &registry.Promotion{
 		Dataset: d.Name, Sequence: dec.Sequence, RunID: run.ID, Spec: run.Spec, Version: run.Version, VersionHash: run.VersionHash,
 		ArtifactURI: run.ArtifactURI, Artifact: run.Artifact, Checksum: run.Checksum, Metrics: challenger,
 		PreviousRunID: champ.RunID, Actor: ActorAuto, Reason: dec.Reason, PromotedAt: dec.DecidedAt,
 	}, nil
-}
-
-func pick(m registry.Metrics, metric string) float64 {
-	switch metric {
-	case "mae":
-		return m.MAE
-	case "r2":
-		return m.R2
-	default:
-		return m.RMSE
-	}
 }
 
 // scoredRun names a model to score.
@@ -354,9 +300,9 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, dec registry
 		return nil
 	}
 	w.promotions.WithLabelValues(d.Name).Inc()
-	w.champion.WithLabelValues(d.Name, "rmse").Set(prom.Metrics.RMSE)
-	w.champion.WithLabelValues(d.Name, "mae").Set(prom.Metrics.MAE)
-	w.champion.WithLabelValues(d.Name, "r2").Set(prom.Metrics.R2)
+	for _, m := range metricTable() {
+		w.champion.WithLabelValues(d.Name, m.name).Set(m.value(prom.Metrics))
+	}
 	return w.announce(ctx, *prom, correlation)
 }
 

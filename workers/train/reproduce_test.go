@@ -51,7 +51,10 @@ func reproduceFixture(t *testing.T) (*train.Reproducer, blob.Bucket, *registry.R
 	in, err := d.NewInputReader(&raw, dataset.InputOptions{})
 	require.NoError(t, err)
 	var blobs [2]bytes.Buffer
-	sw := [2]*dataset.StagedWriter{d.NewStagedWriter(&blobs[0]), d.NewStagedWriter(&blobs[1])}
+	enc := d.NewStagedEncoder("test")
+	for i := range blobs {
+		blobs[i].Write(d.HeaderRecord())
+	}
 	for i := 0; ; i++ {
 		row, rej, err := in.Next()
 		if errors.Is(err, io.EOF) {
@@ -59,12 +62,11 @@ func reproduceFixture(t *testing.T) (*train.Reproducer, blob.Bucket, *registry.R
 		}
 		require.NoError(t, err)
 		require.Nil(t, rej)
-		h := d.Hash(row)
-		require.NoError(t, sw[i%2].Write(dataset.StagedRow{Row: row, Hash: h, Test: d.IsTest(h), Source: "test"}))
+		_, _, rec := enc.Encode(row)
+		blobs[i%2].Write(rec)
 	}
 	v := registry.Version{Dataset: "housing", Number: 1, Hash: strings.Repeat("a", 64), Rows: 400}
-	for i := range sw {
-		require.NoError(t, sw[i].Flush())
+	for i := range blobs {
 		name := fmt.Sprintf("datasets/housing/rows/%d.csv", i)
 		write(t, bucket, name, blobs[i].Bytes())
 		v.Blobs = append(v.Blobs, name)
