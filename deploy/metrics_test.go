@@ -27,6 +27,7 @@ import (
 	"github.com/refit-ml/refit/workers"
 	"github.com/refit-ml/refit/workers/preprocess"
 	"github.com/refit-ml/refit/workers/promote"
+	"github.com/refit-ml/refit/workers/serve"
 	"github.com/refit-ml/refit/workers/train"
 	"github.com/refit-ml/refit/workers/version"
 )
@@ -89,7 +90,7 @@ func refitMetrics(t *testing.T) map[string]metricInfo {
 	must(version.New(deps))
 	must(train.New(train.Config{Deps: deps}))
 	must(promote.New(deps))
-	models := gateway.NewModels(catalog, bucket, reg, logger, rec)
+	models := serve.NewModels(catalog, bucket, reg, logger, rec)
 	prom, err := promapi.New(promapi.Config{URL: "http://127.0.0.1:1"})
 	must(prom, err)
 	must(scaler.New(scaler.Config{Prometheus: prom, Logger: logger, Metrics: rec}))
