@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin/refit
 export REFIT_DATA_DIR ?= ./var
 
-.PHONY: run build test test-short vet bench check-deploy clean
+.PHONY: run build test test-short gate vet bench check-deploy clean
 
 ## run: build and start everything in one process (gateway on :8080, bucket folder ./var/bucket)
 run: build
@@ -12,8 +12,8 @@ run: build
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/refit
 
-## test: vet, then every test with the race detector (emulators started by the tests)
-test: vet
+## test: the gate, then every test with the race detector (emulators started by the tests)
+test: gate
 	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## test-short: the fast tests only
@@ -22,6 +22,12 @@ test-short:
 
 vet:
 	$(GO) vet ./...
+
+## gate: go.mod tidy, gofmt-clean, vet- and staticcheck-clean (staticcheck pinned in go.mod's tool block)
+gate: vet
+	$(GO) mod tidy -diff
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then printf 'gofmt -l: not formatted:\n%s\n' "$$out"; exit 1; fi
+	$(GO) tool staticcheck ./...
 
 ## bench: the benchmark suite (BENCHMARKS.md): serving, hot swap, freshness and throughput
 ## against the baselines, then the Go micro-benchmarks summarised by benchstat; results in .bench/

@@ -56,9 +56,6 @@ func (h *Histogram) Merge(o *Histogram) {
 	h.max = max(h.max, o.max)
 }
 
-// Count is the number of recorded values.
-func (h *Histogram) Count() uint64 { return h.n }
-
 // Mean is the average recorded value.
 func (h *Histogram) Mean() time.Duration {
 	if h.n == 0 {

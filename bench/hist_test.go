@@ -36,3 +36,6 @@ func TestQuantiles(t *testing.T) {
 		t.Errorf("max %v count %d", h.Max(), h.Count())
 	}
 }
+
+// Count is the number of recorded values.
+func (h *Histogram) Count() uint64 { return h.n }

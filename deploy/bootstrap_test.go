@@ -66,10 +66,8 @@ func TestBootstrapIsIdempotentAndLeastPrivilege(t *testing.T) {
 	}
 	made := creates(first)
 	sub, topic := pubsubNames(t)
-	var wantSubs, gotSubs []string
-	for _, s := range allSubscriptions(sub) {
-		wantSubs = append(wantSubs, s)
-	}
+	wantSubs := allSubscriptions(sub)
+	var gotSubs []string
 	for _, c := range made {
 		if m := regexp.MustCompile(`pubsub subscriptions create (\S+) `).FindStringSubmatch(c); m != nil {
 			gotSubs = append(gotSubs, m[1])

@@ -22,6 +22,7 @@ import (
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/schemas"
+	"github.com/refit-ml/refit/workers"
 	"github.com/refit-ml/refit/workers/preprocess"
 	"github.com/refit-ml/refit/workers/promote"
 	"github.com/refit-ml/refit/workers/train"
@@ -81,10 +82,11 @@ func refitMetrics(t *testing.T) map[string]metricInfo {
 			t.Fatal(err)
 		}
 	}
-	must(preprocess.New(preprocess.Config{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: nopPublisher{}, Logger: logger, Metrics: rec}))
-	must(version.New(version.Config{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: nopPublisher{}, Logger: logger, Metrics: rec}))
-	must(train.New(train.Config{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: nopPublisher{}, Logger: logger, Metrics: rec}))
-	must(promote.New(promote.Config{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: nopPublisher{}, Logger: logger, Metrics: rec}))
+	deps := workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: nopPublisher{}, Logger: logger, Metrics: rec}
+	must(preprocess.New(preprocess.Config{Deps: deps}))
+	must(version.New(deps))
+	must(train.New(train.Config{Deps: deps}))
+	must(promote.New(deps))
 	models := gateway.NewModels(catalog, bucket, reg, logger, rec)
 
 	out := map[string]metricInfo{}
@@ -131,11 +133,23 @@ func refitMetrics(t *testing.T) map[string]metricInfo {
 }
 
 func kindOf(c prometheus.Collector) dto.MetricType {
-	switch c.(type) {
-	case *prometheus.HistogramVec, prometheus.Histogram:
+	switch c := c.(type) {
+	case *prometheus.HistogramVec:
 		return dto.MetricType_HISTOGRAM
-	case *prometheus.SummaryVec, prometheus.Summary:
+	case *prometheus.SummaryVec:
 		return dto.MetricType_SUMMARY
+	case prometheus.Metric:
+		// prometheus.Histogram and prometheus.Summary have the same method
+		// set, so a type switch cannot tell them apart: ask the metric.
+		var m dto.Metric
+		if c.Write(&m) == nil {
+			switch {
+			case m.Histogram != nil:
+				return dto.MetricType_HISTOGRAM
+			case m.Summary != nil:
+				return dto.MetricType_SUMMARY
+			}
+		}
 	}
 	return dto.MetricType_UNTYPED
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/refit-ml/refit/events"
 	"github.com/refit-ml/refit/internal/blob"
@@ -53,6 +54,10 @@ func (s *Server) handleObject() http.Handler {
 		}
 		prefix := events.IncomingPrefix + d.Name + "/"
 		name := r.PathValue("name")
+		if err := checkObjectName(name); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 		if !strings.HasPrefix(name, events.IncomingPrefix) {
 			name = prefix + name
 		}
@@ -67,6 +72,37 @@ func (s *Server) handleObject() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, h)
 	})
+}
+
+// checkObjectName refuses, with the rule, a name no bucket holds an upload
+// under: the bucket would refuse it too, which used to surface as a 500.
+func checkObjectName(name string) error {
+	refuse := func(rule string) error {
+		return badRequest("name", "object name %q: %s", name, rule)
+	}
+	switch {
+	case name == "":
+		return refuse("empty")
+	case len(name) > 1024:
+		return refuse("longer than 1024 bytes")
+	case !utf8.ValidString(name):
+		return refuse("not valid UTF-8")
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return refuse("holds a control character (NUL included)")
+	case strings.Contains(name, `\`):
+		return refuse("holds a backslash")
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		switch {
+		case seg == "":
+			return refuse("has an empty path segment (a leading, trailing or doubled /)")
+		case seg == "." || seg == "..":
+			return refuse("has a . or .. segment")
+		case strings.HasPrefix(seg, "."):
+			return refuse("has a segment starting with a dot (reserved for temporary files)")
+		}
+	}
+	return nil
 }
 
 func (s *Server) objectHistory(r *http.Request, ds, name string) (objectHistory, error) {

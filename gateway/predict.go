@@ -63,9 +63,6 @@ func (s *Server) predictTarget(d *dataset.Definition) *predictTarget {
 // a suffix inside a segment, so the verb is split off here.
 func (s *Server) handleModel() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// A slow client cannot hold the connection: the body must arrive
-		// within the request timeout (not every ResponseWriter supports it).
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.Timeout))
 		name, verb, _ := strings.Cut(r.PathValue("name"), ":")
 		if verb != "predict" {
 			s.fail(w, r, errorf(http.StatusNotFound, "unknown method %q: POST /v1/models/{dataset}:predict", verb))

@@ -41,6 +41,7 @@ const (
 	slotAbsent = iota
 	slotValue  // text[start:end] holds the value as a CSV would
 	slotBadType
+	slotBadBool // true or false for a column that is not a bool
 )
 
 type slot struct {
@@ -85,8 +86,11 @@ func (p *predictDecoder) readBody(w http.ResponseWriter, r *http.Request, limit 
 	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "multipart/") {
 		return errorf(http.StatusUnsupportedMediaType, "Content-Type %q: send the JSON document as the body", ct)
 	}
+	if r.ContentLength > limit {
+		return &http.MaxBytesError{Limit: limit}
+	}
 	body := p.body[:0]
-	if n := r.ContentLength; n > 0 && n <= limit && int64(cap(body)) <= n {
+	if n := r.ContentLength; n > 0 && int64(cap(body)) <= n {
 		body = make([]byte, 0, n+1) // +1: room to read the EOF without growing
 	}
 	rd := http.MaxBytesReader(w, r.Body, limit)
@@ -102,14 +106,16 @@ func (p *predictDecoder) readBody(w http.ResponseWriter, r *http.Request, limit 
 		if err != nil {
 			p.body = body
 			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
+			var bte *errBodyTimeout
+			var cge *errClientGone
+			if errors.As(err, &mbe) || errors.As(err, &bte) || errors.As(err, &cge) {
 				return err
 			}
 			return badRequest("", "reading the body: %v", err)
 		}
 	}
 	p.body = body
-	return nil
+	return checkBodyStart(body)
 }
 
 // decode parses p.body for sch. It returns the error a client gets; the
@@ -300,11 +306,17 @@ func (p *predictDecoder) instance() error {
 				return err
 			}
 			p.text = append(p.text, '1')
+			if known && p.sch.cols[col].Type != dataset.TypeBool {
+				state = slotBadBool
+			}
 		case c == 'f':
 			if err := s.literal("false"); err != nil {
 				return err
 			}
 			p.text = append(p.text, '0')
+			if known && p.sch.cols[col].Type != dataset.TypeBool {
+				state = slotBadBool
+			}
 		case c == 'n': // no value, as an empty CSV cell
 			if err := s.literal("null"); err != nil {
 				return err
@@ -376,6 +388,10 @@ func (p *predictDecoder) checkKeys(slots []slot, unknown, badUnknown []byte) {
 		if sl.state == slotBadType {
 			name := p.sch.cols[i].Name
 			err = badRequest(name, "field %q: want a number, string or boolean", name)
+			break
+		}
+		if sl.state == slotBadBool {
+			_, err = dataset.JSONBool(p.sch.cols[i], p.text[sl.start] == '1')
 			break
 		}
 	}

@@ -131,6 +131,9 @@ func decodeReference(d *dataset.Definition, needed []string, body []byte) decode
 
 // referenceInstanceRow is the gateway's instanceRow before predictDecoder.
 func referenceInstanceRow(d *dataset.Definition, inst map[string]any, needed []string, row *dataset.Row) error {
+	if err := checkBooleans(d, inst); err != nil {
+		return err
+	}
 	values, err := instanceValues(inst)
 	if err != nil {
 		return err
@@ -245,6 +248,9 @@ var predictDecodeSeeds = []string{
 	`{"instances":[{"x":1,"n":1,"b":0,"s":"x","z":"wa"}]}`,
 	`{"instances":[{"x":1,"n":1,"b":0,"s":"x","c":"d"}]}`,
 	`{"instances":[{"x":" 7 ","n":"1e1","b":"TRUE","s":" sp "}]}`,
+	`{"instances":[{"x":true,"n":1,"b":0,"s":"x"}]}`,
+	`{"instances":[{"x":1,"n":1,"b":0,"s":false,"pool":true}]}`,
+	`{"instances":[{"x":1,"n":1,"b":0,"s":"x","pool":true}]}`,
 }
 
 func FuzzPredictDecode(f *testing.F) {
@@ -326,7 +332,12 @@ func TestPredictDecodeErrors(t *testing.T) {
 		{"null for a required field", `{"instances":[{` + ok + `,"x":null}]}`, 400, "x", "instance 0: x: missing value"},
 		{"wrong type", `{"instances":[{` + ok + `,"x":"three"}]}`, 400, "x", `instance 0: x: "three" is not a number`},
 		{"not a whole number", `{"instances":[{` + ok + `,"n":1.5}]}`, 400, "n", "not a whole number"},
-		{"out of range", `{"instances":[{` + ok + `,"x":1e400}]}`, 400, "x", "not a number"},
+		{"overflow", `{"instances":[{` + ok + `,"x":1e400}]}`, 400, "x", "instance 0: x: 1e400 overflows a 64-bit float"},
+		{"a boolean for a number", `{"instances":[{` + ok + `,"x":true}]}`, 400, "x", "instance 0: x: true is a boolean; want a number"},
+		{"a boolean for a whole number", `{"instances":[{` + ok + `,"n":false}]}`, 400, "n", "instance 0: n: false is a boolean; want a whole number"},
+		{"a boolean for a string", `{"instances":[{` + ok + `,"s":true}]}`, 400, "s", "instance 0: s: true is a boolean; want a string"},
+		{"a boolean for a dropped column", `{"instances":[{` + ok + `,"when":true}]}`, 400, "when", "boolean"},
+		{"a boolean for the target", `{"instances":[{` + ok + `,"y":true}]}`, 400, "y", "boolean"},
 		{"not a boolean", `{"instances":[{` + ok + `,"b":"maybe"}]}`, 400, "b", "not a boolean"},
 		{"not a choice", `{"instances":[{` + ok + `,"c":"d"}]}`, 400, "c", "not one of the allowed values"},
 		{"pattern", `{"instances":[{` + ok + `,"z":"wa"}]}`, 400, "z", "does not match"},
@@ -388,7 +399,7 @@ func TestPredictResponseIsEncodingJSONs(t *testing.T) {
 		Version: 3, VersionHash: "abc", Checksum: "sha256:00", PromotedAt: time.Date(2026, 11, 23, 11, 0, 0, 123, time.UTC)}}
 	ids := []predictionID{{1, 2, 3, 4, 5, 6, 0x47, 8, 0x89, 10, 11, 12, 13, 14, 15, 16}, {}}
 	for _, preds := range [][]float64{
-		{480000, 1234567.5, -0.0, 0, 1e-7, 1e21, 123456789012345678, 5e-324, math.MaxFloat64, 0.1, -2.5e-9},
+		{480000, 1234567.5, math.Copysign(0, -1), 0, 1e-7, 1e21, 123456789012345678, 5e-324, math.MaxFloat64, 0.1, -2.5e-9},
 		{1},
 	} {
 		ids := ids[:min(len(ids), len(preds))]

@@ -162,12 +162,6 @@ func (ps *predictionStore) removeOldest() {
 	ps.n--
 }
 
-func (ps *predictionStore) len() int {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	return ps.n
-}
-
 // correctionFields resolves the instance of a correction: the stored one
 // for a prediction ID, the client's otherwise. A client may send both (so
 // a correction survives reaching another replica) but they must agree.

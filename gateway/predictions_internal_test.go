@@ -119,3 +119,10 @@ func TestPredictionIDsAreDistinctVersion4UUIDs(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// len is the number of stored predictions.
+func (ps *predictionStore) len() int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.n
+}

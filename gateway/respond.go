@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +41,8 @@ func toStatus(err error) (int, errorBody) {
 	var ae *apiError
 	var fe *dataset.FieldError
 	var mbe *http.MaxBytesError
+	var bte *errBodyTimeout
+	var cge *errClientGone
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, errorBody{Error: ae.msg, Field: ae.field}
@@ -46,6 +50,10 @@ func toStatus(err error) (int, errorBody) {
 		return http.StatusBadRequest, errorBody{Error: fe.Error(), Field: fe.Field}
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body larger than %d bytes", mbe.Limit)}
+	case errors.As(err, &bte):
+		return http.StatusRequestTimeout, errorBody{Error: bte.Error()}
+	case errors.As(err, &cge):
+		return statusClientClosed, errorBody{Error: cge.Error()}
 	case errors.Is(err, promote.ErrConflict):
 		return http.StatusConflict, errorBody{Error: err.Error()}
 	case registry.IsNotFound(err):
@@ -75,15 +83,26 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "multipart/") {
 		return errorf(http.StatusUnsupportedMediaType, "Content-Type %q: send the JSON document as the body", ct)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	if r.ContentLength > limit {
+		return &http.MaxBytesError{Limit: limit}
+	}
+	br := bufio.NewReader(http.MaxBytesReader(w, r.Body, limit))
+	if head, _ := br.Peek(3); len(head) > 0 {
+		if err := checkBodyStart(head); err != nil {
+			return err
+		}
+	}
+	dec := json.NewDecoder(br)
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
+		var bte *errBodyTimeout
+		var cge *errClientGone
 		switch {
-		case errors.As(err, &mbe):
+		case errors.As(err, &mbe), errors.As(err, &bte), errors.As(err, &cge):
 			return err
 		case errors.As(err, &se):
 			return badRequest("", "malformed JSON at byte %d: %v", se.Offset, err)
@@ -102,8 +121,21 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	return nil
 }
 
+// checkBodyStart names the two ways a JSON body commonly arrives wrapped,
+// which a parser would report as a stray character at byte 0.
+func checkBodyStart(head []byte) error {
+	switch {
+	case bytes.HasPrefix(head, []byte("\xef\xbb\xbf")):
+		return badRequest("", "the body starts with a UTF-8 byte order mark (EF BB BF): send the JSON without it")
+	case bytes.HasPrefix(head, []byte("\x1f\x8b")):
+		return errorf(http.StatusUnsupportedMediaType, "the body is gzip-compressed: send it uncompressed (Content-Encoding is not supported)")
+	}
+	return nil
+}
+
 // instanceValues turns a JSON instance into text values by column name, as
-// a CSV would have them.
+// a CSV would have them. checkBooleans must have passed: a boolean becomes
+// 1 or 0 only for a bool column.
 func instanceValues(inst map[string]any) (map[string]string, error) {
 	out := make(map[string]string, len(inst))
 	for k, v := range inst {
@@ -124,4 +156,22 @@ func instanceValues(inst map[string]any) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkBooleans refuses a JSON boolean given for a column that is not a
+// bool: `"price": true` was once read as a $1 sale. Unknown names are left
+// to the row's validation.
+func checkBooleans(d *dataset.Definition, inst map[string]any) error {
+	for k, v := range inst {
+		b, isBool := v.(bool)
+		if !isBool {
+			continue
+		}
+		if c, known := d.Lookup(k); known {
+			if _, err := dataset.JSONBool(c, b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -3,10 +3,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -39,7 +41,14 @@ type Config struct {
 	MaxUploadBytes int64         // CSV uploads (default 1 GiB)
 	MaxInstances   int           // per predict request (default 1000)
 	Timeout        time.Duration // per request, uploads excepted (default 30 s)
-	UploadTimeout  time.Duration // default 10 min
+	// BodyTimeout bounds sending a request body, uploads excepted, and
+	// any body a handler answers without reading (default 10 s).
+	BodyTimeout time.Duration
+	// An upload must average MinUploadRate bytes/s (default 32 KiB/s) and
+	// never pause longer than UploadStall (default 30 s).
+	MinUploadRate int64
+	UploadStall   time.Duration
+	UploadTimeout time.Duration // reproduce and the quarantine stream (default 10 min)
 	// NotifyUploads publishes object.finalized for uploads itself: for a
 	// bucket that sends no notifications of its own (the local folder).
 	NotifyUploads bool
@@ -69,6 +78,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 30 * time.Second
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = 10 * time.Second
+	}
+	if c.MinUploadRate == 0 {
+		c.MinUploadRate = 32 << 10
+	}
+	if c.UploadStall == 0 {
+		c.UploadStall = 30 * time.Second
 	}
 	if c.UploadTimeout == 0 {
 		c.UploadTimeout = 10 * time.Minute
@@ -172,11 +190,11 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.guard(w, r) }
 
 func (s *Server) routes() {
 	api := func(h http.Handler) http.Handler {
-		return http.TimeoutHandler(h, s.cfg.Timeout, `{"error":"request timed out"}`)
+		return s.bodyFirst(http.TimeoutHandler(h, s.cfg.Timeout, `{"error":"request timed out"}`))
 	}
 	s.mux.Handle("GET /healthz", health())
 	s.mux.Handle("GET /readyz", s.readiness())
@@ -184,7 +202,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/datasets", api(s.handleDatasets()))
 	s.mux.Handle("GET /v1/datasets/{dataset}", api(s.handleDataset()))
 	long := func(h http.Handler, what string) http.Handler {
-		return http.TimeoutHandler(h, s.cfg.UploadTimeout, `{"error":"`+what+` timed out"}`)
+		return s.longWrite(http.TimeoutHandler(h, s.cfg.UploadTimeout, `{"error":"`+what+` timed out"}`))
 	}
 	predictAuth, correctionAuth := open, open
 	if s.cfg.ProtectPredict {
@@ -199,7 +217,9 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/datasets/{dataset}/versions/{version}/lineage", api(s.handleVersionLineage()))
 	s.mux.Handle("GET /v1/datasets/{dataset}/objects/{name...}", api(s.handleObject()))
 	s.mux.Handle("POST /v1/datasets/{dataset}/corrections", correctionAuth(api(s.handleCorrection())))
-	s.mux.Handle("POST /v1/datasets/{dataset}/uploads", s.admin(long(s.handleUpload(), "upload")))
+	// No TimeoutHandler: an upload is bounded by its minimum transfer rate
+	// (deadlines.go), however large it is.
+	s.mux.Handle("POST /v1/datasets/{dataset}/uploads", s.admin(s.handleUpload()))
 	s.mux.Handle("GET /v1/runs/{id}", api(s.handleRun()))
 	s.mux.Handle("GET /v1/runs/{id}/lineage", api(s.handleRunLineage()))
 	s.mux.Handle("POST /v1/runs/{id}/reproduce", s.admin(long(s.handleReproduce(), "reproduce")))
@@ -216,6 +236,39 @@ func (s *Server) routes() {
 	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 	}))
+}
+
+// bodyFirst reads a JSON body into memory before h runs. A body that
+// misses its deadline cancels the request's context, which a
+// TimeoutHandler would answer with a bare 503; read first, the client gets
+// a 408 that says why. At most MaxBodyBytes+1 bytes are read: the handler
+// still refuses a larger body.
+func (s *Server) bodyFirst(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 && r.ContentLength <= s.cfg.MaxBodyBytes {
+			b, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
+			if err != nil {
+				var bte *errBodyTimeout
+				var cge *errClientGone
+				if !errors.As(err, &bte) && !errors.As(err, &cge) {
+					err = badRequest("", "reading the body: %v", err)
+				}
+				s.fail(w, r, err)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// longWrite gives a long handler's answer the time its TimeoutHandler
+// allows, past guard's default write deadline.
+func (s *Server) longWrite(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.UploadTimeout + s.cfg.BodyTimeout))
+		h.ServeHTTP(w, r)
+	})
 }
 
 func health() http.Handler {

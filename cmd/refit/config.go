@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -116,7 +115,6 @@ func (c Config) validate() error {
 		if c.DataDir == "" {
 			return &settingError{"REFIT_DATA_DIR", "must not be empty"}
 		}
-		c.DataDir = filepath.Clean(c.DataDir)
 	case profileGCP:
 		if c.GCPProject == "" {
 			return &settingError{"REFIT_GCP_PROJECT", "required with REFIT_PROFILE=gcp"}

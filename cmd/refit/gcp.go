@@ -58,28 +58,10 @@ func redact(err error, secret string) error {
 	return errors.New(strings.ReplaceAll(err.Error(), secret, "<REFIT_MONGODB_URI>"))
 }
 
-// subscriptions lists each worker target's consumer group and the topics it
-// reads: what serve subscribes to and what setup creates. Gateways make
-// their own per-replica subscriptions at start. The webhook dispatcher's
-// subscription exists only when webhooks are configured: nobody would drain it.
-func subscriptions(webhooks bool) map[string][]string {
-	subs := map[string][]string{
-		"preprocess":   {events.TopicObjectFinalized, events.TopicCorrectionSubmitted},
-		"version":      {events.TopicRowsStaged},
-		"train":        {events.TopicDatasetVersioned},
-		"promote":      {events.TopicModelTrained},
-		"dead-letters": {events.TopicDeadLetter},
-	}
-	if webhooks {
-		subs["webhooks"] = []string{events.TopicModelPromoted}
-	}
-	return subs
-}
-
 // setupGCP creates what the gcp profile needs, idempotently, and reports
 // what it created and what it found.
 func setupGCP(ctx context.Context, cfg Config, st *stack, report func(created bool, what string)) error {
-	created, found, err := st.pubsub.Setup(ctx, subscriptions(len(cfg.Access.Webhooks) > 0))
+	created, found, err := st.pubsub.Setup(ctx, subscriptions(cfg))
 	for _, c := range created {
 		report(true, c)
 	}

@@ -21,18 +21,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/refit-ml/refit/events"
-	"github.com/refit-ml/refit/gateway"
-	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/bus"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/schemas"
-	"github.com/refit-ml/refit/webhook"
-	"github.com/refit-ml/refit/workers/preprocess"
-	"github.com/refit-ml/refit/workers/promote"
-	"github.com/refit-ml/refit/workers/train"
-	"github.com/refit-ml/refit/workers/version"
 )
 
 const serveHelp = `refit serve runs parts of Refit in this process.
@@ -89,9 +81,10 @@ type reconciler struct {
 	fn   func(context.Context) error
 }
 
-// serve runs the configured targets as actors of one errgroup: the event
-// router, the HTTP server, the reconcile loop and, in the embedded profile,
-// the folder watcher. The first to fail stops them all.
+// serve runs the targets cfg enables (the table in modules.go) as actors of
+// one errgroup: the event router, the HTTP server, the reconcile loop and
+// each module's own actors (the folder watcher, the model refresh). The
+// first to fail stops them all.
 func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer) error {
 	catalog, err := dataset.LoadCatalog(schemas.Files, "datasets", cfg.DatasetsDir)
 	if err != nil {
@@ -105,126 +98,36 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg := registry.New(st.docs)
+	var started atomic.Bool
+	ready := func() bool { return started.Load() }
+	e := &env{cfg: cfg, logger: logger, catalog: catalog, st: st, reg: registry.New(st.docs), metrics: metrics, ready: ready}
+	mods, err := buildTargets(e, "gateway-"+uuid.NewString()[:8])
+	if err != nil {
+		return err
+	}
 	router, err := bus.NewRouter(bus.RouterConfig{}, st.bus, bus.NewMetrics(metrics), watermillLogger(logger))
 	if err != nil {
 		return err
 	}
 	idle := newIdleTracker()
 	router.AddMiddleware(idle.middleware)
-	var reconcilers []reconciler
-	add := func(handler, topic, group string, fn message.NoPublishHandlerFunc) error {
-		sub, err := st.bus.Subscriber(group)
-		if err != nil {
-			return err
-		}
-		router.AddNoPublisherHandler(handler, st.bus.Topic(topic), sub, fn)
-		return nil
+	proc, err := assemble(router, st.bus, mods)
+	if err != nil {
+		return err
 	}
-	pub := func(source string) *bus.EventPublisher { return bus.NewEventPublisher(st.bus, "refit/"+source) }
-
-	if cfg.has("preprocess") {
-		w, err := preprocess.New(preprocess.Config{Datasets: catalog, Bucket: st.bucket, Registry: reg, Publisher: pub("preprocess"), Logger: logger, Metrics: metrics})
-		if err != nil {
-			return err
-		}
-		if err := add("preprocess.object", events.TopicObjectFinalized, "preprocess", bus.Handle(w.HandleObject)); err != nil {
-			return err
-		}
-		if err := add("preprocess.correction", events.TopicCorrectionSubmitted, "preprocess", bus.Handle(w.HandleCorrection)); err != nil {
-			return err
-		}
-		reconcilers = append(reconcilers, reconciler{"preprocess", w.Reconcile})
-	}
-	if cfg.has("version") {
-		w, err := version.New(version.Config{Datasets: catalog, Bucket: st.bucket, Registry: reg, Publisher: pub("version"), Logger: logger, Metrics: metrics})
-		if err != nil {
-			return err
-		}
-		if err := add("version", events.TopicRowsStaged, "version", bus.Handle(w.HandleRowsStaged)); err != nil {
-			return err
-		}
-		reconcilers = append(reconcilers, reconciler{"version", w.Reconcile})
-	}
-	if cfg.has("train") {
-		w, err := train.New(train.Config{Datasets: catalog, Bucket: st.bucket, Registry: reg, Publisher: pub("train"), Logger: logger, Metrics: metrics, CodeVersion: codeVersion()})
-		if err != nil {
-			return err
-		}
-		if err := add("train", events.TopicDatasetVersioned, "train", bus.Handle(w.HandleVersioned)); err != nil {
-			return err
-		}
-		reconcilers = append(reconcilers, reconciler{"train", w.Reconcile})
-	}
-	if cfg.has("promote") {
-		w, err := promote.New(promote.Config{Datasets: catalog, Bucket: st.bucket, Registry: reg, Publisher: pub("promote"), Logger: logger, Metrics: metrics})
-		if err != nil {
-			return err
-		}
-		if err := add("promote", events.TopicModelTrained, "promote", bus.Handle(w.HandleTrained)); err != nil {
-			return err
-		}
-		reconcilers = append(reconcilers, reconciler{"promote", w.Reconcile})
-		if len(cfg.Access.Webhooks) > 0 {
-			// A group of its own: one replica delivers each promotion.
-			d, err := webhook.NewDispatcher(webhook.Config{URLs: cfg.Access.Webhooks, Secret: cfg.Access.WebhookSecret, Log: reg, Logger: logger})
-			if err != nil {
-				return err
-			}
-			if err := add("webhooks", events.TopicModelPromoted, "webhooks", bus.Handle(d.HandlePromoted)); err != nil {
-				return err
-			}
-		}
-	}
-	workers := len(reconcilers) > 0
-	if workers {
-		// Every worker process keeps the dead letters it can read in the
-		// registry, where `refit status` and the API show them.
-		if err := add("dead-letters", events.TopicDeadLetter, "dead-letters", recordDeadLetter(reg)); err != nil {
-			return err
-		}
-	}
-
-	var started atomic.Bool
-	ready := func() bool { return started.Load() }
-	var handler http.Handler
-	var models *gateway.Models
-	hub := gateway.NewHub() // GET /v1/events
-	if cfg.has("gateway") {
-		models = gateway.NewModels(catalog, st.bucket, reg, logger, metrics)
-		// Each gateway replica hears every promotion: a group of its own.
-		group := "gateway-" + uuid.NewString()[:8]
-		if err := add("gateway.promoted."+group, events.TopicModelPromoted, group, bus.Handle(models.HandlePromoted)); err != nil {
-			return err
-		}
-		if err := add("gateway.stream.promoted."+group, events.TopicModelPromoted, group+"-events", bus.Handle(hub.HandlePromoted)); err != nil {
-			return err
-		}
-		if err := add("gateway.stream.versioned."+group, events.TopicDatasetVersioned, group+"-events", bus.Handle(hub.HandleVersioned)); err != nil {
-			return err
-		}
-		srv, err := gateway.NewServer(gateway.Config{NotifyUploads: st.watch != nil, AdminToken: cfg.Access.AdminToken,
-			ProtectPredict: cfg.Access.ProtectPredict, ProtectCorrections: cfg.Access.ProtectCorrections}, gateway.Deps{
-			Datasets: catalog, Registry: reg, Bucket: st.bucket, Publisher: pub("gateway"), Models: models,
-			Logger: logger, Metrics: metrics, Ready: ready, Events: hub,
-			// Manual promotions are announced like automatic ones.
-			Promoter: promote.NewManual(reg, st.bucket, pub("promote"), logger),
-		})
-		if err != nil {
-			return err
-		}
-		handler = srv
-	} else {
+	handler := proc.http
+	if handler == nil {
 		handler = probes(metrics, ready)
+	}
+	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	for _, f := range proc.shutdown {
+		httpServer.RegisterOnShutdown(f)
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("REFIT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
-	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	httpServer.RegisterOnShutdown(hub.Close) // event streams end, so Shutdown does not wait on them
-
 	ctx, stopServing := context.WithCancel(ctx)
 	defer stopServing()
 	g, ctx := errgroup.WithContext(ctx)
@@ -256,10 +159,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		// events nobody subscribed to yet.
 		logger.Info("refit started", "profile", cfg.Profile, "targets", cfg.Targets, "http", ln.Addr().String(), "version", codeVersion())
 		fmt.Fprintf(stdout, "refit listening on http://%s (targets: %v)\n", ln.Addr(), cfg.Targets)
-		if models != nil {
-			if err := models.Refresh(ctx); err != nil {
-				logger.Warn("load models", "err", err)
-			}
+		for _, start := range proc.starting {
+			start(ctx)
 		}
 		started.Store(true)
 		if err := httpServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -267,30 +168,66 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		}
 		return nil
 	})
-	if models != nil {
-		g.Go(func() error { return models.RefreshEvery(ctx, cfg.ModelRefresh) })
+	for _, actor := range proc.actors {
+		g.Go(func() error { return actor(ctx) })
 	}
-	if workers {
-		g.Go(func() error { return reconcileLoop(ctx, router, reconcilers, cfg.ReconcileInterval, logger) })
-	}
-	if st.watch != nil && cfg.has("preprocess") {
-		p := pub("bucket")
-		g.Go(func() error {
-			err := st.watch(ctx, func(o blob.Object) {
-				e := events.NewObjectFinalized(o.Bucket, o.Name, o.Generation, o.Size, o.Updated)
-				if err := p.Publish(ctx, e); err != nil && ctx.Err() == nil {
-					logger.Warn("announce upload", "object", o.Name, "err", err)
-				}
-			})
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		})
+	if len(proc.reconcilers) > 0 {
+		g.Go(func() error { return reconcileLoop(ctx, router, proc.reconcilers, cfg.ReconcileInterval, logger) })
 	}
 	err = g.Wait()
 	logger.Info("refit stopped")
 	return err
+}
+
+// process is what the built targets add up to.
+type process struct {
+	reconcilers []reconciler
+	actors      []func(context.Context) error
+	starting    []func(context.Context)
+	shutdown    []func()
+	http        http.Handler
+}
+
+// assemble subscribes every built target's routes and gathers the rest.
+func assemble(router *message.Router, b subscriber, mods []built) (process, error) {
+	var p process
+	for _, m := range mods {
+		if err := subscribe(router, b, m); err != nil {
+			return p, err
+		}
+		if m.reconcile != nil {
+			p.reconcilers = append(p.reconcilers, reconciler{m.name, m.reconcile})
+		}
+		p.actors = append(p.actors, m.actors...)
+		if m.starting != nil {
+			p.starting = append(p.starting, m.starting)
+		}
+		if m.shutdown != nil {
+			p.shutdown = append(p.shutdown, m.shutdown)
+		}
+		if m.http != nil {
+			p.http = m.http
+		}
+	}
+	return p, nil
+}
+
+// subscriber makes a consumer group's subscriber.
+type subscriber interface {
+	Subscriber(group string) (message.Subscriber, error)
+	Topic(event string) string
+}
+
+// subscribe adds a built target's routes to the router.
+func subscribe(router *message.Router, b subscriber, m built) error {
+	for _, r := range m.bindings {
+		sub, err := b.Subscriber(r.group)
+		if err != nil {
+			return fmt.Errorf("%s: subscribe %s: %w", m.name, r.group, err)
+		}
+		router.AddConsumerHandler(r.handler, b.Topic(r.topic), sub, r.handle)
+	}
+	return nil
 }
 
 // reconcileLoop runs every reconciler in pipeline order at start and then

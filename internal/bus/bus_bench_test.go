@@ -47,7 +47,7 @@ func BenchmarkEventsThroughAHandler(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			r.AddNoPublisherHandler("bench", bb.Topic(events.TopicRowsStaged), sub, bus.Handle(func(ctx context.Context, e *events.RowsStaged) error {
+			r.AddConsumerHandler("bench", bb.Topic(events.TopicRowsStaged), sub, bus.Handle(func(ctx context.Context, e *events.RowsStaged) error {
 				got <- struct{}{}
 				return nil
 			}))

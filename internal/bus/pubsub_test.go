@@ -173,7 +173,7 @@ func (env pubsubEnv) testObjectNotifications(t *testing.T) {
 	runRouter(t, b, func(r *message.Router) {
 		sub, err := b.Subscriber("preprocess")
 		require.NoError(t, err)
-		r.AddNoPublisherHandler("objects", b.Topic(events.TopicObjectFinalized), sub, func(m *message.Message) error {
+		r.AddConsumerHandler("objects", b.Topic(events.TopicObjectFinalized), sub, func(m *message.Message) error {
 			return bus.Handle(func(ctx context.Context, e *events.ObjectFinalized) error {
 				got <- received{uuid: m.UUID, messageID: m.Metadata.Get(googlecloud.GoogleMessageIDHeaderKey), event: e}
 				return nil

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -49,6 +50,9 @@ func (d *Definition) ParseValue(c Column, raw string) (Field, error) {
 	switch c.Type {
 	case TypeFloat, TypeInt:
 		v, err := strconv.ParseFloat(s, 64)
+		if errors.Is(err, strconv.ErrRange) && math.IsInf(v, 0) {
+			return Field{}, &FieldError{c.Name, fmt.Sprintf("%s overflows a 64-bit float (at most about 1.8e308)", clip(s))}
+		}
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			return Field{}, &FieldError{c.Name, fmt.Sprintf("%q is not a number", clip(s))}
 		}
@@ -85,6 +89,33 @@ func (d *Definition) ParseValue(c Column, raw string) (Field, error) {
 			return Field{}, &FieldError{c.Name, fmt.Sprintf("%q does not match %s", clip(s), c.Pattern)}
 		}
 		return Field{Str: s}, nil
+	}
+}
+
+// JSONBool renders a JSON boolean as a CSV cell of column c. Only bool
+// columns take one: true is not a price or a bedroom count, and reading it
+// as 1 put $1 sales into training data.
+func JSONBool(c Column, b bool) (string, error) {
+	if c.Type != TypeBool {
+		return "", &FieldError{c.Name, fmt.Sprintf("%t is a boolean; want %s", b, typeWant(c))}
+	}
+	if b {
+		return "1", nil
+	}
+	return "0", nil
+}
+
+// typeWant names what a column's values are, for error messages.
+func typeWant(c Column) string {
+	switch c.Type {
+	case TypeFloat:
+		return "a number"
+	case TypeInt:
+		return "a whole number"
+	case TypeBool:
+		return "a boolean"
+	default:
+		return "a string"
 	}
 }
 
@@ -134,17 +165,6 @@ func Format(c Column, f Field) string {
 type RowHash [16]byte
 
 func (h RowHash) String() string { return hex.EncodeToString(h[:]) }
-
-// ParseRowHash reads the hex form.
-func ParseRowHash(s string) (RowHash, error) {
-	var h RowHash
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(h) {
-		return h, fmt.Errorf("bad row hash %q", s)
-	}
-	copy(h[:], b)
-	return h, nil
-}
 
 // Hash computes a row's content hash.
 func (d *Definition) Hash(r Row) RowHash {

@@ -47,55 +47,6 @@ func (d *Definition) StagedHeader() []string {
 	return append(h, d.Target.Name, ColRow, ColTest, ColSource)
 }
 
-// StagedWriter writes staged CSV.
-type StagedWriter struct {
-	d      *Definition
-	w      *csv.Writer
-	rec    []string
-	header bool
-}
-
-// NewStagedWriter writes the header on the first row (or on Flush).
-func (d *Definition) NewStagedWriter(w io.Writer) *StagedWriter {
-	return &StagedWriter{d: d, w: csv.NewWriter(w), rec: make([]string, len(d.kept)+4)}
-}
-
-func (sw *StagedWriter) writeHeader() error {
-	if sw.header {
-		return nil
-	}
-	sw.header = true
-	return sw.w.Write(sw.d.StagedHeader())
-}
-
-// Write appends one row.
-func (sw *StagedWriter) Write(r StagedRow) error {
-	if err := sw.writeHeader(); err != nil {
-		return err
-	}
-	for i, c := range sw.d.kept {
-		sw.rec[i] = Format(c, r.Fields[i])
-	}
-	n := len(sw.d.kept)
-	sw.rec[n] = Format(sw.d.Target, r.Target)
-	sw.rec[n+1] = r.Hash.String()
-	sw.rec[n+2] = "0"
-	if r.Test {
-		sw.rec[n+2] = "1"
-	}
-	sw.rec[n+3] = r.Source
-	return sw.w.Write(sw.rec)
-}
-
-// Flush writes buffered rows (and the header if no row was written).
-func (sw *StagedWriter) Flush() error {
-	if err := sw.writeHeader(); err != nil {
-		return err
-	}
-	sw.w.Flush()
-	return sw.w.Error()
-}
-
 // Split selects rows by their train/test split (the _test column).
 type Split int
 
@@ -116,9 +67,9 @@ func (s Split) keeps(test bool) bool {
 	return true
 }
 
-// StagedReader reads staged CSV written by StagedWriter for the same
+// StagedReader reads staged CSV written by StagedEncoder for the same
 // definition. It reads what encoding/csv reads, but splits a line without
-// quotes (the common case: StagedWriter quotes only values holding a comma,
+// quotes (the common case: StagedEncoder quotes only values holding a comma,
 // a quote or a line break) in place, parses numbers from the read buffer
 // and shares repeated text values, so a row costs no allocation beyond its
 // new text values.

@@ -16,8 +16,8 @@ import (
 
 // StagedEncoder turns validated rows into staged CSV records. It formats
 // each value once for both the row's content hash and its record, where
-// Hash plus StagedWriter would format every value twice; the output is
-// byte for byte what StagedWriter writes.
+// Hash plus a csv.Writer would format every value twice; the output is
+// byte for byte what encoding/csv writes (stagedwriter_test.go checks).
 type StagedEncoder struct {
 	d      *Definition
 	source []byte // the _source field, CSV-encoded
@@ -87,7 +87,7 @@ func appendFormat(b []byte, c Column, f Field) []byte {
 
 // appendCSVField quotes a field exactly when encoding/csv's Writer would
 // (comma, quote, CR or LF inside, a leading space, or `\.`), so records
-// written here and by StagedWriter are the same bytes.
+// written here and by encoding/csv are the same bytes.
 func appendCSVField[S string | []byte](b []byte, field S) []byte {
 	if !csvNeedsQuotes(field) {
 		return append(b, field...)

@@ -18,18 +18,8 @@ type Metrics struct {
 	R2 float64 `json:"r2"`
 }
 
-// Evaluate scores p on the rows of test in one streaming pass. ErrNoRows if
-// test has none.
-func Evaluate(ctx context.Context, p *Predictor, test dataset.Scan) (Metrics, error) {
-	ms, err := EvaluateEach(ctx, []*Predictor{p}, test)
-	if err != nil {
-		return Metrics{}, err
-	}
-	return ms[0], nil
-}
-
 // EvaluateEach scores every predictor on the rows of test in one streaming
-// pass, each exactly as Evaluate would (the same sums in the same order).
+// pass, each as if scored alone (the same sums in the same order).
 func EvaluateEach(ctx context.Context, ps []*Predictor, test dataset.Scan) ([]Metrics, error) {
 	type errSums struct{ sse, sae float64 }
 	sums := make([]errSums, len(ps))

@@ -38,14 +38,8 @@ type Doc struct {
 type Docs interface {
 	// Insert stores body under key in collection. ErrDuplicate if the key exists.
 	Insert(ctx context.Context, collection, key string, body json.RawMessage) error
-	// InsertMany inserts every doc it can and reports which keys already
-	// existed (dup[i] true for docs[i]). It is not all-or-nothing: the docs
-	// that were new are stored even when some were duplicates.
-	InsertMany(ctx context.Context, collection string, docs []Doc) (dup []bool, err error)
 	// Get returns the body stored under key. ErrNotFound if absent.
 	Get(ctx context.Context, collection, key string) (json.RawMessage, error)
-	// GetMany returns the bodies of the keys that exist, by key.
-	GetMany(ctx context.Context, collection string, keys []string) (map[string]json.RawMessage, error)
 	// List returns the documents whose key starts with prefix, in ascending
 	// key order (byte-wise).
 	List(ctx context.Context, collection, prefix string) ([]Doc, error)

@@ -20,6 +20,7 @@ import (
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/synth"
 	"github.com/refit-ml/refit/internal/testenv"
+	"github.com/refit-ml/refit/workers"
 	"github.com/refit-ml/refit/workers/preprocess"
 	"github.com/refit-ml/refit/workers/promote"
 	"github.com/refit-ml/refit/workers/train"
@@ -76,13 +77,14 @@ func BenchmarkWorkerHandlers(b *testing.B) {
 			require.NoError(b, err)
 			out := &counted{}
 			m := prometheus.NewRegistry()
-			pre, err := preprocess.New(preprocess.Config{Datasets: catalog, Bucket: p.bucket, Registry: p.reg, Publisher: out, Logger: quiet(), Metrics: m})
+			deps := workers.Deps{Datasets: catalog, Bucket: p.bucket, Registry: p.reg, Publisher: out, Logger: quiet(), Metrics: m}
+			pre, err := preprocess.New(preprocess.Config{Deps: deps})
 			require.NoError(b, err)
-			ver, err := version.New(version.Config{Datasets: catalog, Bucket: p.bucket, Registry: p.reg, Publisher: out, Logger: quiet(), Metrics: m})
+			ver, err := version.New(deps)
 			require.NoError(b, err)
-			tr, err := train.New(train.Config{Datasets: catalog, Bucket: p.bucket, Registry: p.reg, Publisher: out, Logger: quiet(), Metrics: m})
+			tr, err := train.New(train.Config{Deps: deps})
 			require.NoError(b, err)
-			pro, err := promote.New(promote.Config{Datasets: catalog, Bucket: p.bucket, Registry: p.reg, Publisher: out, Logger: quiet(), Metrics: m})
+			pro, err := promote.New(deps)
 			require.NoError(b, err)
 
 			fields, label := oneHouse(b)
@@ -155,7 +157,7 @@ func BenchmarkWorkerHandlers(b *testing.B) {
 					require.NoError(b, err)
 					sub, err := bb.Subscriber(group)
 					require.NoError(b, err)
-					r.AddNoPublisherHandler(c.name, bb.Topic(c.topic), sub, c.handler(func() { handled <- struct{}{} }))
+					r.AddConsumerHandler(c.name, bb.Topic(c.topic), sub, c.handler(func() { handled <- struct{}{} }))
 					runCtx, cancel := context.WithCancel(ctx)
 					stopped := make(chan error, 1)
 					go func() { stopped <- r.Run(runCtx) }()

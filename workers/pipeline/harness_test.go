@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/refit-ml/refit/internal/store"
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/internal/synth"
+	"github.com/refit-ml/refit/workers"
 	"github.com/refit-ml/refit/workers/preprocess"
 	"github.com/refit-ml/refit/workers/promote"
 	"github.com/refit-ml/refit/workers/train"
@@ -52,6 +55,45 @@ type pipeline struct {
 	ver *version.Worker
 	tr  *train.Worker
 	pro *promote.Worker
+	// clock is the time of uploads, corrections and of what the workers
+	// record; it advances a millisecond at each reading, so no test sleeps
+	// for distinct upload times.
+	clock *testClock
+}
+
+// deps are the workers' dependencies on this pipeline's clock.
+func (p *pipeline) deps(catalog *dataset.Catalog, bucket blob.Bucket, reg *registry.Registry, pub workers.Publisher) workers.Deps {
+	return workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: pub, Logger: quiet(),
+		Metrics: prometheus.NewRegistry(), Clock: p.clock}
+}
+
+// testClock starts at a fixed time and moves a millisecond per reading.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(time.Millisecond)
+	return c.now
+}
+
+// clockAfter starts a pipeline's clock after every upload already in the
+// bucket: a pipeline restarted on the same storage goes on in time.
+func clockAfter(t testing.TB, bucket blob.Bucket) *testClock {
+	t.Helper()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	objs, err := bucket.List(context.Background(), "incoming/")
+	require.NoError(t, err)
+	for _, o := range objs {
+		if o.Updated.After(start) {
+			// An hour on: corrections made after that upload read the same clock.
+			start = o.Updated.Add(time.Hour)
+		}
+	}
+	return &testClock{now: start}
 }
 
 func housing(t testing.TB, batch int) *dataset.Definition {
@@ -79,15 +121,15 @@ func newPipelineOn(t testing.TB, def *dataset.Definition, bucket blob.Bucket, do
 	t.Helper()
 	catalog, err := dataset.NewCatalog(def)
 	require.NoError(t, err)
-	p := &pipeline{t: t, def: def, bucket: bucket, reg: registry.New(workerDocs), gw: registry.New(docs), q: &queue{}}
-	m := prometheus.NewRegistry()
-	p.pre, err = preprocess.New(preprocess.Config{Datasets: catalog, Bucket: bucket, Registry: p.reg, Publisher: p.q, Logger: quiet(), Metrics: m})
+	p := &pipeline{t: t, def: def, bucket: bucket, reg: registry.New(workerDocs), gw: registry.New(docs), q: &queue{}, clock: clockAfter(t, bucket)}
+	deps := p.deps(catalog, bucket, p.reg, p.q)
+	p.pre, err = preprocess.New(preprocess.Config{Deps: deps})
 	require.NoError(t, err)
-	p.ver, err = version.New(version.Config{Datasets: catalog, Bucket: bucket, Registry: p.reg, Publisher: p.q, Logger: quiet(), Metrics: m})
+	p.ver, err = version.New(deps)
 	require.NoError(t, err)
-	p.tr, err = train.New(train.Config{Datasets: catalog, Bucket: bucket, Registry: p.reg, Publisher: p.q, Logger: quiet(), Metrics: m})
+	p.tr, err = train.New(train.Config{Deps: deps})
 	require.NoError(t, err)
-	p.pro, err = promote.New(promote.Config{Datasets: catalog, Bucket: bucket, Registry: p.reg, Publisher: p.q, Logger: quiet(), Metrics: m})
+	p.pro, err = promote.New(deps)
 	require.NoError(t, err)
 	return p
 }
@@ -113,6 +155,14 @@ func (p *pipeline) put(name string, content []byte) *events.ObjectFinalized {
 		_, err := w.Write(content)
 		return err
 	})
+	require.NoError(p.t, err)
+	// The upload time comes from the test's clock: the folder's mtime is
+	// what the version worker's watermark reads.
+	at := p.clock.Now()
+	lb, ok := p.bucket.(*local.Bucket)
+	require.True(p.t, ok, "uploads need the local bucket")
+	require.NoError(p.t, os.Chtimes(filepath.Join(lb.Root(), filepath.FromSlash(obj.Name)), at, at))
+	obj, err = p.bucket.Stat(context.Background(), obj.Name)
 	require.NoError(p.t, err)
 	return events.NewObjectFinalized(obj.Bucket, obj.Name, obj.Generation, obj.Size, obj.Updated)
 }

@@ -56,8 +56,8 @@ func TestAddedSpecTrainsOnTheLatestVersionOnly(t *testing.T) {
 		shipped = raw["models"].([]any)
 		raw["models"] = []any{shipped[1], numericOnly(raw)} // hashed and numeric-only
 	})
-	p, bucket, docs := freshPipeline(t, 150)
-	p = newPipeline(t, twoWeakSpecs, bucket, docs)
+	_, bucket, docs := freshPipeline(t, 150)
+	p := newPipeline(t, twoWeakSpecs, bucket, docs)
 	play(p, scenario())
 	ctx := context.Background()
 	before, err := p.reg.Runs(ctx, "housing")
@@ -220,7 +220,6 @@ func TestManualPromotionsAndRollbacksUnderConcurrentAutomaticOnes(t *testing.T) 
 			}
 			require.NoError(t, p.deliver(e))
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
 	ctx := context.Background()
 	runs, err := p.reg.Runs(ctx, "housing")
@@ -232,8 +231,7 @@ func TestManualPromotionsAndRollbacksUnderConcurrentAutomaticOnes(t *testing.T) 
 	catalog, err := dataset.NewCatalog(p.def)
 	require.NoError(t, err)
 	newWorker := func() *promote.Worker {
-		w, err := promote.New(promote.Config{Datasets: catalog, Bucket: bucket, Registry: registry.New(docs), Publisher: q,
-			Logger: quiet(), Metrics: prometheus.NewRegistry()})
+		w, err := promote.New(p.deps(catalog, bucket, registry.New(docs), q))
 		require.NoError(t, err)
 		return w
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/refit-ml/refit/workers"
 	"io"
 	"log/slog"
 	"os"
@@ -67,10 +68,10 @@ func BenchmarkStage(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				w, err := preprocess.New(preprocess.Config{
+				w, err := preprocess.New(preprocess.Config{Deps: workers.Deps{
 					Datasets: catalog, Bucket: bucket, Registry: registry.New(docs), Publisher: discard{},
 					Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry(),
-				})
+				}})
 				if err != nil {
 					b.Fatal(err)
 				}

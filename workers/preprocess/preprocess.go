@@ -30,27 +30,12 @@ import (
 	"github.com/refit-ml/refit/internal/bus"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers"
 )
 
-// Datasets finds a dataset's definition.
-type Datasets interface {
-	Get(name string) (*dataset.Definition, bool)
-	Names() []string
-}
-
-// Publisher sends events.
-type Publisher interface {
-	Publish(ctx context.Context, e events.Event) error
-}
-
-// Config holds the worker's dependencies.
+// Config is the worker's dependencies and its one option.
 type Config struct {
-	Datasets  Datasets
-	Bucket    blob.Bucket
-	Registry  *registry.Registry
-	Publisher Publisher
-	Logger    *slog.Logger
-	Metrics   prometheus.Registerer
+	workers.Deps
 	// MaxRejectedListed caps the rejected rows written to a quarantine
 	// report (default 10,000); the rest are counted.
 	MaxRejectedListed int
@@ -58,11 +43,12 @@ type Config struct {
 
 // Worker is the preprocess worker.
 type Worker struct {
-	datasets    Datasets
+	datasets    workers.Datasets
 	bucket      blob.Bucket
 	reg         *registry.Registry
-	pub         Publisher
+	pub         workers.Publisher
 	log         *slog.Logger
+	now         func() time.Time
 	maxRejected int
 
 	accepted, rejected *prometheus.CounterVec
@@ -70,8 +56,8 @@ type Worker struct {
 
 // New builds the worker.
 func New(cfg Config) (*Worker, error) {
-	if cfg.Datasets == nil || cfg.Bucket == nil || cfg.Registry == nil || cfg.Publisher == nil || cfg.Logger == nil || cfg.Metrics == nil {
-		return nil, errors.New("preprocess: missing dependency")
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("preprocess: %w", err)
 	}
 	if cfg.MaxRejectedListed <= 0 {
 		cfg.MaxRejectedListed = 10_000
@@ -83,7 +69,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	return &Worker{
 		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
-		log: cfg.Logger.With("component", "preprocess"), maxRejected: cfg.MaxRejectedListed,
+		log: cfg.Logger.With("component", "preprocess"), now: cfg.Now(), maxRejected: cfg.MaxRejectedListed,
 		accepted: counter("refit_rows_accepted_total", "Rows accepted and staged."),
 		rejected: counter("refit_rows_rejected_total", "Rows rejected and quarantined."),
 	}, nil
@@ -264,7 +250,7 @@ func (w *Worker) finish(ctx context.Context, d *dataset.Definition, in registry.
 			return fmt.Errorf("quarantine %s: %w", in.Source.Key(), err)
 		}
 	}
-	in.StagedAt = time.Now().UTC()
+	in.StagedAt = w.now()
 	err := w.reg.RecordIngest(ctx, in)
 	if registry.IsDuplicate(err) {
 		// Another worker finished first; its entry is the same.
@@ -302,7 +288,7 @@ func (w *Worker) announce(ctx context.Context, in registry.Ingest, correlation s
 		correlation = in.Source.Key()
 	}
 	return w.pub.Publish(ctx, &events.RowsStaged{
-		Meta:     events.Meta{ID: "rows.staged/" + in.Dataset + "/" + in.ID, Dataset: in.Dataset, Time: time.Now().UTC(), CorrelationID: correlation},
+		Meta:     events.Meta{ID: "rows.staged/" + in.Dataset + "/" + in.ID, Dataset: in.Dataset, Time: w.now(), CorrelationID: correlation},
 		IngestID: in.ID, Source: in.Source.Key(), Accepted: in.Accepted, Rejected: in.Rejected,
 	})
 }

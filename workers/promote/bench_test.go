@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/refit-ml/refit/workers"
 	"io"
 	"log/slog"
 	"os"
@@ -59,8 +60,8 @@ func BenchmarkDecide(b *testing.B) {
 			if err := trained.AddVersion(ctx, v); err != nil {
 				b.Fatal(err)
 			}
-			tw, err := train.New(train.Config{Datasets: catalog, Bucket: bucket, Registry: trained, Publisher: discard{},
-				Logger: logger, Metrics: prometheus.NewRegistry()})
+			tw, err := train.New(train.Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: trained, Publisher: discard{},
+				Logger: logger, Metrics: prometheus.NewRegistry()}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -90,7 +91,7 @@ func BenchmarkDecide(b *testing.B) {
 					Checksum: champ.Checksum, Metrics: champ.Metrics, Actor: ActorAuto, PromotedAt: time.Now().UTC()}); err != nil {
 					b.Fatal(err)
 				}
-				w, err := New(Config{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
+				w, err := New(workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
 					Logger: logger, Metrics: prometheus.NewRegistry()})
 				if err != nil {
 					b.Fatal(err)
@@ -123,11 +124,14 @@ func stageVersion(tb testing.TB, d *dataset.Definition, bucket blob.Bucket, rows
 		v.Specs = append(v.Specs, m.Hash())
 	}
 	_, err = bucket.Write(context.Background(), v.Blobs[0], blob.CreateOnly, func(out io.Writer) error {
-		sw := d.NewStagedWriter(out)
+		enc := d.NewStagedEncoder("bench")
+		if _, err := out.Write(d.HeaderRecord()); err != nil {
+			return err
+		}
 		for {
 			row, rej, err := in.Next()
 			if errors.Is(err, io.EOF) {
-				return sw.Flush()
+				return nil
 			}
 			if err != nil {
 				return err
@@ -135,13 +139,12 @@ func stageVersion(tb testing.TB, d *dataset.Definition, bucket blob.Bucket, rows
 			if rej != nil {
 				continue
 			}
-			h := d.Hash(row)
-			r := dataset.StagedRow{Row: row, Hash: h, Test: d.IsTest(h), Source: "bench"}
-			if err := sw.Write(r); err != nil {
+			_, test, rec := enc.Encode(row)
+			if _, err := out.Write(rec); err != nil {
 				return err
 			}
 			v.Rows++
-			if r.Test {
+			if test {
 				v.TestRows++
 			} else {
 				v.TrainRows++

@@ -11,6 +11,7 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers"
 )
 
 // ErrConflict: the request does not fit the promotion history (the run
@@ -26,14 +27,14 @@ var ErrConflict = errors.New("conflict with the promotion history")
 type Manual struct {
 	reg       *registry.Registry
 	artifacts dataset.Opener
-	pub       Publisher
+	pub       workers.Publisher
 	log       *slog.Logger
 }
 
 // NewManual builds a manual promoter; artifacts is where the models are
 // (the bucket): a run is promoted only if its artifact loads and matches
 // its checksum, so a promotion never names a model gateways cannot serve.
-func NewManual(reg *registry.Registry, artifacts dataset.Opener, pub Publisher, logger *slog.Logger) *Manual {
+func NewManual(reg *registry.Registry, artifacts dataset.Opener, pub workers.Publisher, logger *slog.Logger) *Manual {
 	return &Manual{reg: reg, artifacts: artifacts, pub: pub, log: logger.With("component", "promote.manual")}
 }
 

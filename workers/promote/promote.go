@@ -25,36 +25,17 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers"
 )
-
-// Datasets finds a dataset's definition.
-type Datasets interface {
-	Get(name string) (*dataset.Definition, bool)
-	Names() []string
-}
-
-// Publisher sends events.
-type Publisher interface {
-	Publish(ctx context.Context, e events.Event) error
-}
-
-// Config holds the worker's dependencies.
-type Config struct {
-	Datasets  Datasets
-	Bucket    blob.Bucket
-	Registry  *registry.Registry
-	Publisher Publisher
-	Logger    *slog.Logger
-	Metrics   prometheus.Registerer
-}
 
 // Worker is the promote worker.
 type Worker struct {
-	datasets Datasets
+	datasets workers.Datasets
 	bucket   blob.Bucket
 	reg      *registry.Registry
-	pub      Publisher
+	pub      workers.Publisher
 	log      *slog.Logger
+	now      func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]*model.Predictor // by run ID; artifacts are immutable
@@ -64,13 +45,13 @@ type Worker struct {
 }
 
 // New builds the worker.
-func New(cfg Config) (*Worker, error) {
-	if cfg.Datasets == nil || cfg.Bucket == nil || cfg.Registry == nil || cfg.Publisher == nil || cfg.Logger == nil || cfg.Metrics == nil {
-		return nil, errors.New("promote: missing dependency")
+func New(cfg workers.Deps) (*Worker, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("promote: %w", err)
 	}
 	w := &Worker{
 		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
-		log: cfg.Logger.With("component", "promote"), cache: map[string]*model.Predictor{},
+		log: cfg.Logger.With("component", "promote"), now: cfg.Now(), cache: map[string]*model.Predictor{},
 		promotions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refit_promotions_total", Help: "Models promoted by this process.",
 		}, []string{"dataset"}),
@@ -98,7 +79,71 @@ func (w *Worker) HandleTrained(ctx context.Context, e *events.ModelTrained) erro
 	if err != nil {
 		return err
 	}
-	return w.decide(ctx, d, run, e.CorrelationID)
+	_, err = w.decideVersionOf(ctx, d, run, e.CorrelationID)
+	return err
+}
+
+// decideVersionOf decides run together with the other runs of its version.
+// The specs a version lists are decided once, when each has a run or a
+// recorded training failure, best first on the primary metric (ties by spec
+// name): so which spec becomes the champion, and the history, do not depend
+// on which run's event came first. A run of a spec the version does not
+// list (added to the definition later, trained on the newest version only)
+// is decided alone. It returns the IDs of the runs it decided or found
+// waiting for the version's other specs.
+func (w *Worker) decideVersionOf(ctx context.Context, d *dataset.Definition, run registry.Run, correlation string) ([]string, error) {
+	v, err := w.reg.Version(ctx, d.Name, run.Version)
+	if err != nil {
+		return nil, err
+	}
+	listed := listedSpecs(d, v)
+	if run.VersionHash != v.Hash || !slices.Contains(listed, run.SpecHash) {
+		return []string{run.ID}, w.decide(ctx, d, run, correlation)
+	}
+	runs, err := w.reg.Runs(ctx, d.Name)
+	if err != nil {
+		return nil, err
+	}
+	var siblings []registry.Run
+	var ids []string
+	for _, r := range runs {
+		if r.Version == v.Number && r.VersionHash == v.Hash && slices.Contains(listed, r.SpecHash) {
+			siblings = append(siblings, r)
+			ids = append(ids, r.ID)
+		}
+	}
+	for _, h := range listed {
+		if slices.ContainsFunc(siblings, func(r registry.Run) bool { return r.SpecHash == h }) {
+			continue
+		}
+		_, err := w.bucket.Stat(ctx, workers.FailedRunKey(d.Name, registry.RunID(h, v.Hash)))
+		if errors.Is(err, blob.ErrNotExist) {
+			w.log.Debug("waiting for the version's other specs", "dataset", d.Name, "version", v.Number, "run", run.ID)
+			return ids, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range Rank(d.Promotion.PrimaryMetric, siblings) {
+		if err := w.decide(ctx, d, r, correlation); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// listedSpecs are the hashes of the specs v was cut with that the
+// definition still has: those the train worker trains on v whatever comes
+// later.
+func listedSpecs(d *dataset.Definition, v registry.Version) []string {
+	var out []string
+	for _, m := range d.Models {
+		if h := m.Hash(); slices.Contains(v.Specs, h) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // Reconcile decides runs whose event was lost, oldest version first, and
@@ -134,9 +179,17 @@ func (w *Worker) reconcileDataset(ctx context.Context, d *dataset.Definition) er
 		}
 		return strings.Compare(a.Spec, b.Spec)
 	})
+	handled := map[string]bool{}
 	for _, run := range runs {
-		if err := w.decide(ctx, d, run, ""); err != nil {
+		if handled[run.ID] {
+			continue // decided with a sibling, or waiting with it for the next pass
+		}
+		ids, err := w.decideVersionOf(ctx, d, run, "")
+		if err != nil {
 			return err
+		}
+		for _, id := range ids {
+			handled[id] = true
 		}
 	}
 	champ, err := w.reg.LatestPromotion(ctx, d.Name)
@@ -180,7 +233,7 @@ func (w *Worker) decide(ctx context.Context, d *dataset.Definition, run registry
 			}
 			return w.record(ctx, d, registry.Decision{
 				RunID: run.ID, Dataset: d.Name, Promoted: true, Status: registry.StatusPromoted, Sequence: champ.Sequence,
-				EvalVersion: champ.Version, Challenger: champ.Metrics, Reason: reason, DecidedAt: time.Now().UTC(),
+				EvalVersion: champ.Version, Challenger: champ.Metrics, Reason: reason, DecidedAt: w.now(),
 			}, &champ, correlation)
 		}
 		dec, prom, err := w.evaluate(ctx, d, run, champ, hasChamp)
@@ -223,59 +276,24 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 	}
 	challenger := scores[0]
 	dec := registry.Decision{RunID: run.ID, Dataset: d.Name, Status: registry.StatusRejected, EvalVersion: evalVersion,
-		Challenger: challenger, DecidedAt: time.Now().UTC()}
-	metric := d.Promotion.PrimaryMetric
-	// Absolute bounds first: a model outside them is not served, however
-	// bad the champion is.
-	if broken := d.Promotion.Bounds(func(m string) float64 { return pick(challenger, m) }); broken != "" {
-		dec.Reason = fmt.Sprintf("outside the promotion bounds: %s (on %d rows of version %d)", broken, challenger.Rows, evalVersion)
+		Challenger: challenger, DecidedAt: w.now()}
+	var champion *registry.Metrics
+	if hasChamp {
+		champion = &scores[1]
+		dec.ChampionRunID, dec.Champion = champ.RunID, champion
+	}
+	verdict := Rule(d.Name, d.Promotion, challenger, champion, evalVersion)
+	dec.Status, dec.Reason = verdict.Status, verdict.Reason
+	if !verdict.Promote() {
 		return dec, nil, nil
 	}
-	var promote bool
-	if !hasChamp {
-		promote = true
-		dec.Reason = fmt.Sprintf("first model for %s: %s %.6g on %d rows of version %d", d.Name, metric, pick(challenger, metric), challenger.Rows, evalVersion)
-	} else {
-		champion := scores[1]
-		dec.ChampionRunID, dec.Champion = champ.RunID, &champion
-		gain := pick(champion, metric) - pick(challenger, metric)
-		if !d.LowerIsBetter() {
-			gain = -gain
-		}
-		promote = gain > 0 && gain >= d.Promotion.MinImprovement
-		verb := "beats"
-		if !promote {
-			verb = "does not beat"
-		}
-		dec.Reason = fmt.Sprintf("%s %.6g %s the champion's %.6g by the required %g (gain %.6g) on the same %d rows of version %d",
-			metric, pick(challenger, metric), verb, pick(champion, metric), d.Promotion.MinImprovement, gain, challenger.Rows, evalVersion)
-	}
-	if !promote {
-		return dec, nil, nil
-	}
-	if !d.Promotion.Auto() {
-		dec.Status = registry.StatusAwaitingApproval
-		dec.Reason += "; awaiting approval (promotion.auto_promote is false)"
-		return dec, nil, nil
-	}
-	dec.Promoted, dec.Status = true, registry.StatusPromoted
+	dec.Promoted = true
 	dec.Sequence = champ.Sequence + 1
 	return dec, &registry.Promotion{
 		Dataset: d.Name, Sequence: dec.Sequence, RunID: run.ID, Spec: run.Spec, Version: run.Version, VersionHash: run.VersionHash,
 		ArtifactURI: run.ArtifactURI, Artifact: run.Artifact, Checksum: run.Checksum, Metrics: challenger,
 		PreviousRunID: champ.RunID, Actor: ActorAuto, Reason: dec.Reason, PromotedAt: dec.DecidedAt,
 	}, nil
-}
-
-func pick(m registry.Metrics, metric string) float64 {
-	switch metric {
-	case "mae":
-		return m.MAE
-	case "r2":
-		return m.R2
-	default:
-		return m.RMSE
-	}
 }
 
 // scoredRun names a model to score.
@@ -354,9 +372,9 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, dec registry
 		return nil
 	}
 	w.promotions.WithLabelValues(d.Name).Inc()
-	w.champion.WithLabelValues(d.Name, "rmse").Set(prom.Metrics.RMSE)
-	w.champion.WithLabelValues(d.Name, "mae").Set(prom.Metrics.MAE)
-	w.champion.WithLabelValues(d.Name, "r2").Set(prom.Metrics.R2)
+	for _, m := range metricTable() {
+		w.champion.WithLabelValues(d.Name, m.name).Set(m.value(prom.Metrics))
+	}
 	return w.announce(ctx, *prom, correlation)
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/refit-ml/refit/workers"
 	"io"
 	"log/slog"
 	"os"
@@ -62,7 +63,10 @@ func stageVersion(tb testing.TB, d *dataset.Definition, bucket blob.Bucket, rows
 		name := fmt.Sprintf("datasets/%s/rows/%06d.csv", d.Name, len(v.Blobs))
 		n := 0
 		_, err := bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
-			sw := d.NewStagedWriter(out)
+			enc := d.NewStagedEncoder("bench")
+			if _, err := out.Write(d.HeaderRecord()); err != nil {
+				return err
+			}
 			for n < perBlob {
 				row, rej, err := in.Next()
 				if errors.Is(err, io.EOF) {
@@ -75,20 +79,19 @@ func stageVersion(tb testing.TB, d *dataset.Definition, bucket blob.Bucket, rows
 				if rej != nil {
 					continue
 				}
-				h := d.Hash(row)
-				r := dataset.StagedRow{Row: row, Hash: h, Test: d.IsTest(h), Source: "bench"}
-				if err := sw.Write(r); err != nil {
+				_, test, rec := enc.Encode(row)
+				if _, err := out.Write(rec); err != nil {
 					return err
 				}
 				n++
 				v.Rows++
-				if r.Test {
+				if test {
 					v.TestRows++
 				} else {
 					v.TrainRows++
 				}
 			}
-			return sw.Flush()
+			return nil
 		})
 		if err != nil {
 			tb.Fatal(err)
@@ -135,8 +138,8 @@ func BenchmarkTrainVersion(b *testing.B) {
 				if err := reg.AddVersion(ctx, v); err != nil {
 					b.Fatal(err)
 				}
-				w, err := New(Config{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
-					Logger: logger, Metrics: prometheus.NewRegistry()})
+				w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
+					Logger: logger, Metrics: prometheus.NewRegistry()}})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -20,38 +20,24 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers"
 )
 
-// Datasets finds a dataset's definition.
-type Datasets interface {
-	Get(name string) (*dataset.Definition, bool)
-	Names() []string
-}
-
-// Publisher sends events.
-type Publisher interface {
-	Publish(ctx context.Context, e events.Event) error
-}
-
-// Config holds the worker's dependencies.
+// Config is the worker's dependencies and its one option.
 type Config struct {
-	Datasets  Datasets
-	Bucket    blob.Bucket
-	Registry  *registry.Registry
-	Publisher Publisher
-	Logger    *slog.Logger
-	Metrics   prometheus.Registerer
+	workers.Deps
 	// CodeVersion is recorded on every run.
 	CodeVersion string
 }
 
 // Worker is the train worker.
 type Worker struct {
-	datasets Datasets
+	datasets workers.Datasets
 	bucket   blob.Bucket
 	reg      *registry.Registry
-	pub      Publisher
+	pub      workers.Publisher
 	log      *slog.Logger
+	now      func() time.Time
 	version  string
 
 	runs     *prometheus.CounterVec
@@ -60,12 +46,12 @@ type Worker struct {
 
 // New builds the worker.
 func New(cfg Config) (*Worker, error) {
-	if cfg.Datasets == nil || cfg.Bucket == nil || cfg.Registry == nil || cfg.Publisher == nil || cfg.Logger == nil || cfg.Metrics == nil {
-		return nil, errors.New("train: missing dependency")
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
 	}
 	w := &Worker{
 		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
-		log: cfg.Logger.With("component", "train"), version: cfg.CodeVersion,
+		log: cfg.Logger.With("component", "train"), now: cfg.Now(), version: cfg.CodeVersion,
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refit_training_runs_total", Help: "Models trained by this process, by dataset and spec.",
 		}, []string{"dataset", "spec"}),
@@ -161,12 +147,12 @@ func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Ve
 	var ps []*model.Predictor
 	for i, spec := range todo {
 		if fitErrs[i] != nil {
-			errs = append(errs, w.fitError(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, fitErrs[i])))
+			errs = append(errs, w.failed(ctx, d, v, spec, w.fitError(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, fitErrs[i]))))
 			continue
 		}
 		p, err := arts[i].Predictor(d)
 		if err != nil {
-			errs = append(errs, bus.Permanent(err))
+			errs = append(errs, w.failed(ctx, d, v, spec, bus.Permanent(err)))
 			continue
 		}
 		done = append(done, fitted{spec: spec, art: arts[i]})
@@ -226,7 +212,7 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, v registry.V
 	run := registry.Run{
 		ID: id, Dataset: d.Name, Spec: spec.Name, SpecHash: spec.Hash(), Version: v.Number, VersionHash: v.Hash,
 		TrainRows: art.TrainRows, Metrics: registry.Metrics(m), Artifact: name, ArtifactURI: blob.URI(w.bucket, name),
-		Checksum: checksum, DurationMS: float64(elapsed.Microseconds()) / 1000, CodeVersion: w.version, CreatedAt: time.Now().UTC(),
+		Checksum: checksum, DurationMS: float64(elapsed.Microseconds()) / 1000, CodeVersion: w.version, CreatedAt: w.now(),
 	}
 	err = w.reg.AddRun(ctx, run)
 	if registry.IsDuplicate(err) {
@@ -243,6 +229,25 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, v registry.V
 	w.log.Info("trained", "dataset", d.Name, "version", v.Number, "spec", spec.Name, "run", id,
 		"train_rows", art.TrainRows, "rmse", m.RMSE, "r2", m.R2, "duration", elapsed, "correlation_id", correlation)
 	return w.announce(ctx, run, correlation)
+}
+
+// failed records that spec cannot be trained on v, before any run of v is
+// recorded (so promote, deciding v once each of its specs has a run or a
+// failure, never waits for it), and returns err. A failure that was not
+// permanent after all is overtaken by the run a later attempt records.
+func (w *Worker) failed(ctx context.Context, d *dataset.Definition, v registry.Version, spec dataset.ModelSpec, err error) error {
+	if !bus.IsPermanent(err) {
+		return err
+	}
+	key := workers.FailedRunKey(d.Name, registry.RunID(spec.Hash(), v.Hash))
+	_, werr := w.bucket.Write(ctx, key, blob.Overwrite, func(out io.Writer) error {
+		_, err := fmt.Fprintf(out, "spec %s on %s/v%d: %v\n", spec.Name, d.Name, v.Number, err)
+		return err
+	})
+	if werr != nil {
+		return errors.Join(err, fmt.Errorf("record the failure: %w", werr))
+	}
+	return err
 }
 
 // fitError: bad data or a degenerate system fails again on retry; the

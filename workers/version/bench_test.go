@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/refit-ml/refit/workers"
 	"io"
 	"log/slog"
 	"os"
@@ -54,8 +55,8 @@ func BenchmarkCut(b *testing.B) {
 				b.Fatal(err)
 			}
 			reg := registry.New(memory.New())
-			pre, err := preprocess.New(preprocess.Config{Datasets: catalog, Bucket: bucket, Registry: reg,
-				Publisher: discard{}, Logger: quiet, Metrics: prometheus.NewRegistry()})
+			pre, err := preprocess.New(preprocess.Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg,
+				Publisher: discard{}, Logger: quiet, Metrics: prometheus.NewRegistry()}})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -106,7 +107,7 @@ func BenchmarkCut(b *testing.B) {
 				if err := reg.RecordIngest(ctx, in); err != nil {
 					b.Fatal(err)
 				}
-				w, err := version.New(version.Config{Datasets: catalog, Bucket: fresh, Registry: reg,
+				w, err := version.New(workers.Deps{Datasets: catalog, Bucket: fresh, Registry: reg,
 					Publisher: discard{}, Logger: quiet, Metrics: prometheus.NewRegistry()})
 				if err != nil {
 					b.Fatal(err)

@@ -26,38 +26,20 @@ import (
 
 	"github.com/refit-ml/refit/events"
 	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/bus"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers"
 )
-
-// Datasets finds a dataset's definition.
-type Datasets interface {
-	Get(name string) (*dataset.Definition, bool)
-	Names() []string
-}
-
-// Publisher sends events.
-type Publisher interface {
-	Publish(ctx context.Context, e events.Event) error
-}
-
-// Config holds the worker's dependencies.
-type Config struct {
-	Datasets  Datasets
-	Bucket    blob.Bucket
-	Registry  *registry.Registry
-	Publisher Publisher
-	Logger    *slog.Logger
-	Metrics   prometheus.Registerer
-}
 
 // Worker is the version worker.
 type Worker struct {
-	datasets Datasets
+	datasets workers.Datasets
 	bucket   blob.Bucket
 	reg      *registry.Registry
-	pub      Publisher
+	pub      workers.Publisher
 	log      *slog.Logger
+	now      func() time.Time
 
 	// locks serialises cuts of one dataset in this process: an event and
 	// the reconcile loop would otherwise build the same version twice
@@ -72,13 +54,13 @@ type Worker struct {
 }
 
 // New builds the worker.
-func New(cfg Config) (*Worker, error) {
-	if cfg.Datasets == nil || cfg.Bucket == nil || cfg.Registry == nil || cfg.Publisher == nil || cfg.Logger == nil || cfg.Metrics == nil {
-		return nil, errors.New("version: missing dependency")
+func New(cfg workers.Deps) (*Worker, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("version: %w", err)
 	}
 	w := &Worker{
 		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
-		log: cfg.Logger.With("component", "version"),
+		log: cfg.Logger.With("component", "version"), now: cfg.Now(),
 		versions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refit_dataset_versions_total", Help: "Dataset versions cut by this process.",
 		}, []string{"dataset"}),
@@ -130,7 +112,7 @@ func (w *Worker) Reconcile(ctx context.Context) error {
 func (w *Worker) Cut(ctx context.Context, name, correlation string) error {
 	d, ok := w.datasets.Get(name)
 	if !ok {
-		return fmt.Errorf("unknown dataset %q", name)
+		return bus.Permanent(fmt.Errorf("unknown dataset %q", name))
 	}
 	lock := w.lock(name)
 	lock.Lock()
@@ -287,7 +269,7 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	v := registry.Version{
 		Dataset: d.Name, Number: parent.Number + 1, Parent: parent.Number, ParentHash: parent.Hash,
 		Rows: parent.Rows, TrainRows: parent.TrainRows, TestRows: parent.TestRows,
-		Blobs: slices.Clone(parent.Blobs), CreatedAt: time.Now().UTC(),
+		Blobs: slices.Clone(parent.Blobs), CreatedAt: w.now(),
 	}
 	for i, in := range batch {
 		ids[i] = in.ID

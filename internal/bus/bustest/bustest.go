@@ -81,7 +81,7 @@ func start(t *testing.T, b bus.Bus, f Features, setup func(h *harness)) *harness
 func (h *harness) handle(name, group string, fn func(ctx context.Context, e *events.RowsStaged) error) {
 	sub, err := h.b.Subscriber(group)
 	require.NoError(h.t, err)
-	h.router.AddNoPublisherHandler(name, h.b.Topic(events.TopicRowsStaged), sub, bus.Handle(fn))
+	h.router.AddConsumerHandler(name, h.b.Topic(events.TopicRowsStaged), sub, bus.Handle(fn))
 }
 
 // deadLetters collects what reaches the dead-letter topic.
@@ -89,7 +89,7 @@ func (h *harness) deadLetters() <-chan *message.Message {
 	out := make(chan *message.Message, 16)
 	sub, err := h.b.Subscriber("dead-letter-test")
 	require.NoError(h.t, err)
-	h.router.AddNoPublisherHandler("dead-letter-test", h.b.Topic(events.TopicDeadLetter), sub, func(msg *message.Message) error {
+	h.router.AddConsumerHandler("dead-letter-test", h.b.Topic(events.TopicDeadLetter), sub, func(msg *message.Message) error {
 		out <- msg
 		return nil
 	})

@@ -8,8 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -22,7 +20,7 @@ import (
 // the same file fails instead of hanging.
 const lockTimeout = 5 * time.Second
 
-// ctxCheckEvery is how many documents InsertMany writes between context checks.
+// ctxCheckEvery is how many documents List reads between context checks.
 const ctxCheckEvery = 1024
 
 // Store is a store.Docs backed by one bbolt file.
@@ -77,54 +75,6 @@ func (s *Store) Insert(ctx context.Context, collection, key string, body json.Ra
 	return nil
 }
 
-// InsertMany implements store.Docs in one transaction, writing in key order:
-// bbolt inserts sorted keys much faster than random ones.
-func (s *Store) InsertMany(ctx context.Context, collection string, docs []store.Doc) ([]bool, error) {
-	if err := docvalid.Docs(collection, docs); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	dup := make([]bool, len(docs))
-	if len(docs) == 0 {
-		return dup, nil
-	}
-	// A stable sort keeps repeated keys in input order, so the first one wins.
-	order := make([]int, len(docs))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(docs[a].Key, docs[b].Key) })
-
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte(collection))
-		if err != nil {
-			return err
-		}
-		for n, i := range order {
-			if n%ctxCheckEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			k := []byte(docs[i].Key)
-			if b.Get(k) != nil {
-				dup[i] = true
-				continue
-			}
-			if err := b.Put(k, docs[i].Body); err != nil {
-				return fmt.Errorf("key %s: %w", docs[i].Key, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bolt: insert many into %s: %w", collection, err)
-	}
-	return dup, nil
-}
-
 // Get implements store.Docs.
 func (s *Store) Get(ctx context.Context, collection, key string) (json.RawMessage, error) {
 	if err := ctx.Err(); err != nil {
@@ -147,30 +97,6 @@ func (s *Store) Get(ctx context.Context, collection, key string) (json.RawMessag
 		return nil, fmt.Errorf("bolt: get %s/%s: %w", collection, key, err)
 	}
 	return body, nil
-}
-
-// GetMany implements store.Docs.
-func (s *Store) GetMany(ctx context.Context, collection string, keys []string) (map[string]json.RawMessage, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	out := make(map[string]json.RawMessage, len(keys))
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(collection))
-		if b == nil {
-			return nil
-		}
-		for _, k := range keys {
-			if v := b.Get([]byte(k)); v != nil {
-				out[k] = bytes.Clone(v)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bolt: get many from %s: %w", collection, err)
-	}
-	return out, nil
 }
 
 // List implements store.Docs.

@@ -1,10 +1,7 @@
 package bolt_test
 
 import (
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -36,12 +33,7 @@ func TestSurvivesReopen(t *testing.T) {
 	s, err := bolt.Open(path)
 	require.NoError(t, err)
 	require.NoError(t, s.Insert(ctx, "runs", "r/1", json.RawMessage(`{"n":1}`)))
-	dup, err := s.InsertMany(ctx, "runs", []store.Doc{
-		{Key: "r/2", Body: json.RawMessage(`{"n":2}`)},
-		{Key: "r/1", Body: json.RawMessage(`{"n":"again"}`)},
-	})
-	require.NoError(t, err)
-	require.Equal(t, []bool{false, true}, dup)
+	require.NoError(t, s.Insert(ctx, "runs", "r/2", json.RawMessage(`{"n":2}`)))
 	require.NoError(t, s.Close())
 
 	s = open(t, path)
@@ -73,35 +65,5 @@ func TestLastAtByteEdges(t *testing.T) {
 		doc, err := s.Last(ctx, "c", tt.prefix)
 		require.NoError(t, err, "prefix %q", tt.prefix)
 		require.Equal(t, tt.want, doc.Key, "prefix %q", tt.prefix)
-	}
-}
-
-// BenchmarkInsertMany reports the cost of one key in a batch of 10,000 new
-// documents with random hex keys (8 and 16 random bytes) and small bodies.
-// The file grows across iterations, as it does in use.
-func BenchmarkInsertMany(b *testing.B) {
-	const batch = 10_000
-	for _, keyBytes := range []int{8, 16} {
-		b.Run(fmt.Sprintf("key=%dB-hex", keyBytes), func(b *testing.B) {
-			s := open(b, filepath.Join(b.TempDir(), "bench.db"))
-			rng := rand.New(rand.NewPCG(1, 2))
-			raw := make([]byte, keyBytes)
-			docs := make([]store.Doc, batch)
-			for range b.N {
-				b.StopTimer()
-				for i := range docs {
-					for j := range raw {
-						raw[j] = byte(rng.Uint32())
-					}
-					key := hex.EncodeToString(raw)
-					docs[i] = store.Doc{Key: key, Body: json.RawMessage(`{"row":"` + key + `","ok":true,"n":12345}`)}
-				}
-				b.StartTimer()
-				if _, err := s.InsertMany(b.Context(), "rows", docs); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/key")
-		})
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
-
-	"github.com/refit-ml/refit/internal/store"
 )
 
 // ErrInvalid marks arguments that will never be accepted.
@@ -32,16 +30,6 @@ func Doc(collection, key string, body json.RawMessage) error {
 	}
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
 		return fmt.Errorf("%w: key %q: body is not a JSON object", ErrInvalid, key)
-	}
-	return nil
-}
-
-// Docs checks a batch.
-func Docs(collection string, docs []store.Doc) error {
-	for _, d := range docs {
-		if err := Doc(collection, d.Key, d.Body); err != nil {
-			return err
-		}
 	}
 	return nil
 }

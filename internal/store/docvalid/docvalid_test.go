@@ -6,7 +6,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/refit-ml/refit/internal/store"
 	"github.com/refit-ml/refit/internal/store/docvalid"
 )
 
@@ -38,5 +37,4 @@ func TestDoc(t *testing.T) {
 			require.ErrorIs(t, err, docvalid.ErrInvalid)
 		})
 	}
-	require.ErrorIs(t, docvalid.Docs("c", []store.Doc{{Key: "a", Body: json.RawMessage(`{}`)}, {Key: "b"}}), docvalid.ErrInvalid)
 }

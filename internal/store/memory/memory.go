@@ -43,28 +43,6 @@ func (s *Store) Insert(ctx context.Context, collection, key string, body json.Ra
 	return nil
 }
 
-// InsertMany implements store.Docs.
-func (s *Store) InsertMany(ctx context.Context, collection string, docs []store.Doc) ([]bool, error) {
-	if err := docvalid.Docs(collection, docs); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.collection(collection)
-	dup := make([]bool, len(docs))
-	for i, d := range docs {
-		if _, ok := c[d.Key]; ok {
-			dup[i] = true
-			continue
-		}
-		c[d.Key] = slices.Clone(d.Body)
-	}
-	return dup, nil
-}
-
 // Get implements store.Docs.
 func (s *Store) Get(ctx context.Context, collection, key string) (json.RawMessage, error) {
 	if err := ctx.Err(); err != nil {
@@ -77,23 +55,6 @@ func (s *Store) Get(ctx context.Context, collection, key string) (json.RawMessag
 		return nil, store.ErrNotFound
 	}
 	return slices.Clone(body), nil
-}
-
-// GetMany implements store.Docs.
-func (s *Store) GetMany(ctx context.Context, collection string, keys []string) (map[string]json.RawMessage, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	c := s.collections[collection]
-	out := make(map[string]json.RawMessage, len(keys))
-	for _, k := range keys {
-		if body, ok := c[k]; ok {
-			out[k] = slices.Clone(body)
-		}
-	}
-	return out, nil
 }
 
 // List implements store.Docs.

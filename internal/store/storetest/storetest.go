@@ -36,12 +36,8 @@ func Run(t *testing.T, newDocs func(t *testing.T) store.Docs) {
 		{"CollectionsAreIndependent", testCollectionsAreIndependent},
 		{"List", testList},
 		{"Last", testLast},
-		{"InsertMany", testInsertMany},
-		{"InsertManyEmpty", testInsertManyEmpty},
-		{"GetMany", testGetMany},
 		{"RaceInsert", testRaceInsert},
-		{"RaceInsertMany", testRaceInsertMany},
-		{"LargeBatch", testLargeBatch},
+		{"ManyDocs", testManyDocs},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tt := range tests {
@@ -153,18 +149,8 @@ func testInvalidInput(t *testing.T, newDocs func(t *testing.T) store.Docs) {
 			err := s.Insert(ctx, tt.collection, tt.key, json.RawMessage(tt.body))
 			require.Error(t, err)
 			require.NotErrorIs(t, err, store.ErrDuplicate)
-
-			// In a batch, one bad document fails the call before anything is written.
-			_, err = s.InsertMany(ctx, tt.collection, []store.Doc{
-				{Key: "good", Body: json.RawMessage(`{}`)},
-				{Key: tt.key, Body: json.RawMessage(tt.body)},
-			})
-			require.Error(t, err)
-			require.NotErrorIs(t, err, store.ErrDuplicate)
 		})
 	}
-	_, err := s.Get(ctx, coll, "good")
-	require.ErrorIs(t, err, store.ErrNotFound)
 	docs, err := s.List(ctx, coll, "")
 	require.NoError(t, err)
 	require.Empty(t, docs)
@@ -338,94 +324,6 @@ func testLast(t *testing.T, newDocs func(t *testing.T) store.Docs) {
 	})
 }
 
-func testInsertMany(t *testing.T, newDocs func(t *testing.T) store.Docs) {
-	s := newDocs(t)
-	ctx := t.Context()
-	require.NoError(t, s.Insert(ctx, coll, "k1", json.RawMessage(`{"v":"old1"}`)))
-	require.NoError(t, s.Insert(ctx, coll, "k3", json.RawMessage(`{"v":"old3"}`)))
-
-	batch := []struct {
-		key, body string
-		dup       bool
-		stored    string // the body Get returns afterwards
-	}{
-		{"k1", `{"v":"new1"}`, true, `{"v":"old1"}`},
-		{"k5", `{"v":"first5"}`, false, `{"v":"first5"}`},
-		{"k2", `{"v":"first2"}`, false, `{"v":"first2"}`},
-		{"k3", `{"v":"new3"}`, true, `{"v":"old3"}`},
-		{"k4", `{"v":"4"}`, false, `{"v":"4"}`},
-		{"k2", `{"v":"second2"}`, true, `{"v":"first2"}`},
-		{"k5", `{"v":"second5"}`, true, `{"v":"first5"}`},
-		{"k2", `{"v":"third2"}`, true, `{"v":"first2"}`},
-		{"k0", `{"v":"0"}`, false, `{"v":"0"}`},
-	}
-	docs := make([]store.Doc, len(batch))
-	wantDup := make([]bool, len(batch))
-	for i, b := range batch {
-		docs[i] = store.Doc{Key: b.key, Body: json.RawMessage(b.body)}
-		wantDup[i] = b.dup
-	}
-	dup, err := s.InsertMany(ctx, coll, docs)
-	require.NoError(t, err)
-	require.Equal(t, wantDup, dup)
-
-	for _, b := range batch {
-		got, err := s.Get(ctx, coll, b.key)
-		require.NoError(t, err)
-		require.JSONEq(t, b.stored, string(got), "key %s", b.key)
-	}
-	all, err := s.List(ctx, coll, "")
-	require.NoError(t, err)
-	require.Equal(t, []string{"k0", "k1", "k2", "k3", "k4", "k5"}, keysOf(all))
-
-	// Everything is a duplicate the second time.
-	dup, err = s.InsertMany(ctx, coll, docs)
-	require.NoError(t, err)
-	require.Equal(t, slices.Repeat([]bool{true}, len(docs)), dup)
-}
-
-func testInsertManyEmpty(t *testing.T, newDocs func(t *testing.T) store.Docs) {
-	s := newDocs(t)
-	for _, docs := range [][]store.Doc{nil, {}} {
-		dup, err := s.InsertMany(t.Context(), coll, docs)
-		require.NoError(t, err)
-		require.Empty(t, dup)
-	}
-}
-
-func testGetMany(t *testing.T, newDocs func(t *testing.T) store.Docs) {
-	s := newDocs(t)
-	ctx := t.Context()
-	for _, k := range []string{"a", "b", "c"} {
-		require.NoError(t, s.Insert(ctx, coll, k, bodyFor(k)))
-	}
-	tests := []struct {
-		name string
-		keys []string
-		want []string
-	}{
-		{"all", []string{"c", "a", "b"}, []string{"a", "b", "c"}},
-		{"some missing", []string{"a", "x", "c", "y"}, []string{"a", "c"}},
-		{"all missing", []string{"x", "y"}, nil},
-		{"repeated", []string{"b", "b"}, []string{"b"}},
-		{"none", nil, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.GetMany(ctx, coll, tt.keys)
-			require.NoError(t, err)
-			require.Len(t, got, len(tt.want))
-			for _, k := range tt.want {
-				require.Contains(t, got, k)
-				require.JSONEq(t, string(bodyFor(k)), string(got[k]))
-			}
-		})
-	}
-	got, err := s.GetMany(ctx, "never-written", []string{"a"})
-	require.NoError(t, err)
-	require.Empty(t, got)
-}
-
 const (
 	raceWriters = 8
 	raceKeys    = 50
@@ -442,13 +340,12 @@ func raceBody(writer int) json.RawMessage {
 // stored body is the winner's.
 func checkRaceWinners(t *testing.T, s store.Docs, collection string, won [][]bool) {
 	t.Helper()
-	keys := make([]string, raceKeys)
-	for i := range keys {
-		keys[i] = raceKey(i)
+	stored := make(map[string]json.RawMessage, raceKeys)
+	for k := range raceKeys {
+		body, err := s.Get(t.Context(), collection, raceKey(k))
+		require.NoError(t, err, "key %d", k)
+		stored[raceKey(k)] = body
 	}
-	stored, err := s.GetMany(t.Context(), collection, keys)
-	require.NoError(t, err)
-	require.Len(t, stored, raceKeys)
 
 	total := 0
 	for k := range raceKeys {
@@ -495,80 +392,28 @@ func testRaceInsert(t *testing.T, newDocs func(t *testing.T) store.Docs) {
 	}
 }
 
-func testRaceInsertMany(t *testing.T, newDocs func(t *testing.T) store.Docs) {
-	s := newDocs(t)
-	for round := range raceRounds {
-		collection := fmt.Sprintf("race%d", round)
-		won := make([][]bool, raceWriters)
-		errs := make([]error, raceWriters)
-		var wg sync.WaitGroup
-		for w := range raceWriters {
-			docs := make([]store.Doc, raceKeys)
-			for k := range docs {
-				// Each writer starts at a different key, so batches overlap
-				// in different places.
-				i := (k + w*raceKeys/raceWriters) % raceKeys
-				docs[k] = store.Doc{Key: raceKey(i), Body: raceBody(w)}
-			}
-			wg.Go(func() {
-				dup, err := s.InsertMany(t.Context(), collection, docs)
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				if len(dup) != len(docs) {
-					errs[w] = fmt.Errorf("dup has %d entries for %d docs", len(dup), len(docs))
-					return
-				}
-				won[w] = make([]bool, raceKeys)
-				for i, d := range docs {
-					var k int
-					_, _ = fmt.Sscanf(d.Key, "claim/%d", &k)
-					won[w][k] = !dup[i]
-				}
-			})
-		}
-		wg.Wait()
-		for _, err := range errs {
-			require.NoError(t, err)
-		}
-		checkRaceWinners(t, s, collection, won)
-	}
-}
-
-func testLargeBatch(t *testing.T, newDocs func(t *testing.T) store.Docs) {
-	const n = 20_000
+// testManyDocs lists more documents than one context-check stride of the
+// stores that stream (bolt checks every 1,024), inserted out of order.
+func testManyDocs(t *testing.T, newDocs func(t *testing.T) store.Docs) {
+	const n = 1_100
 	s := newDocs(t)
 	ctx := t.Context()
-	docs := make([]store.Doc, n)
 	want := make([]string, n)
-	for i := range docs {
+	for i := range n {
 		// Descending keys, so the input is not already in store order.
 		key := fmt.Sprintf("big/%08d", n-1-i)
-		docs[i] = store.Doc{Key: key, Body: json.RawMessage(fmt.Sprintf(`{"i":%d,"pad":"%064d"}`, i, i))}
+		require.NoError(t, s.Insert(ctx, coll, key, json.RawMessage(fmt.Sprintf(`{"i":%d,"pad":"%064d"}`, i, i))))
 		want[n-1-i] = key
 	}
-	dup, err := s.InsertMany(ctx, coll, docs)
-	require.NoError(t, err)
-	require.Len(t, dup, n)
-	require.NotContains(t, dup, true)
 
 	got, err := s.List(ctx, coll, "big/")
 	require.NoError(t, err)
 	require.Equal(t, want, keysOf(got))
+	require.JSONEq(t, fmt.Sprintf(`{"i":%d,"pad":"%064d"}`, 123, 123), string(got[n-1-123].Body))
 
 	last, err := s.Last(ctx, coll, "big/")
 	require.NoError(t, err)
 	require.Equal(t, want[n-1], last.Key)
-
-	many, err := s.GetMany(ctx, coll, want)
-	require.NoError(t, err)
-	require.Len(t, many, n)
-	require.JSONEq(t, string(docs[123].Body), string(many[docs[123].Key]))
-
-	dup, err = s.InsertMany(ctx, coll, docs)
-	require.NoError(t, err)
-	require.Equal(t, slices.Repeat([]bool{true}, n), dup)
 }
 
 func testCanceledContext(t *testing.T, newDocs func(t *testing.T) store.Docs) {
@@ -583,12 +428,7 @@ func testCanceledContext(t *testing.T, newDocs func(t *testing.T) store.Docs) {
 		call func() error
 	}{
 		{"Insert", func() error { return s.Insert(ctx, coll, "new", body) }},
-		{"InsertMany", func() error {
-			_, err := s.InsertMany(ctx, coll, []store.Doc{{Key: "new", Body: body}})
-			return err
-		}},
 		{"Get", func() error { _, err := s.Get(ctx, coll, "k"); return err }},
-		{"GetMany", func() error { _, err := s.GetMany(ctx, coll, []string{"k"}); return err }},
 		{"List", func() error { _, err := s.List(ctx, coll, ""); return err }},
 		{"Last", func() error { _, err := s.Last(ctx, coll, ""); return err }},
 	}
