@@ -233,6 +233,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /v1/runs/{id}/reproduce", s.admin(long(s.handleReproduce(), "reproduce")))
 	s.mux.Handle("GET /v1/events", s.handleEvents()) // a stream: no timeout
 	s.mux.Handle("GET /v1/webhooks/deliveries", s.admin(api(s.handleDeliveries())))
+	s.deadLetterRoutes() // GET /v1/deadletters, POST /v1/deadletters/{id}/replay (deadletters.go)
 	s.mux.Handle("GET /v1/models/{name}", api(s.handleModelStatus()))
 	// No TimeoutHandler here: a prediction never waits on I/O past reading
 	// its bounded body (MaxBodyBytes; the server's ReadTimeout covers slow
