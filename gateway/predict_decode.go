@@ -89,8 +89,8 @@ type predictDecoder struct {
 	instAt  int
 
 	fields []dataset.Field // one row's fields, reused per instance
-	preds  []float64 // per instance: the value, or the class index
-	probs  []float64 // per instance and class, for a classifier
+	preds  []float64       // per instance: the value, or the class index
+	probs  []float64       // per instance and class, for a classifier
 	ends   []int
 	ids    []predictionID
 	out    []byte // the response
