@@ -125,7 +125,18 @@ type Run struct {
 	DurationMS  float64   `json:"duration_ms"`
 	CodeVersion string    `json:"code_version"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Fit is how the model was fitted: FitStatistics (from the version's
+	// sufficient statistics, reading no rows) or FitRows.
+	Fit string `json:"fit,omitempty"`
+	// L2 is the ridge penalty a spec with "l2": "auto" chose.
+	L2 *float64 `json:"l2,omitempty"`
 }
+
+// How a run was fitted (Run.Fit).
+const (
+	FitStatistics = "statistics"
+	FitRows       = "rows"
+)
 
 // Decision statuses.
 const (

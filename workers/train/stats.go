@@ -1,0 +1,66 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/model"
+	"github.com/refit-ml/refit/internal/registry"
+)
+
+// fitsFromStats: least squares is a function of sufficient statistics, so
+// a linear spec is fitted and scored from them, reading no rows; a kind
+// without a closed form (logistic) reads the rows.
+func fitsFromStats(spec dataset.ModelSpec) bool { return spec.Kind == "linear" }
+
+// splitByFit separates the specs fitted from statistics from those fitted
+// from rows (all of them when the worker is configured FitFromRows).
+func splitByFit(specs []dataset.ModelSpec, fromRows bool) (byStats, byRows []dataset.ModelSpec) {
+	for _, s := range specs {
+		if !fromRows && fitsFromStats(s) {
+			byStats = append(byStats, s)
+		} else {
+			byRows = append(byRows, s)
+		}
+	}
+	return byStats, byRows
+}
+
+// fitStats fits and scores specs from the version's statistics (its
+// parent's merged with its new blob's; see workers/stats). Specs the
+// statistics cannot cover (ErrStatsLayout) are returned to be fitted from
+// the rows.
+func (w *Worker) fitStats(ctx context.Context, d *dataset.Definition, v registry.Version, specs []dataset.ModelSpec) ([]fitted, []model.Metrics, []dataset.ModelSpec, []error) {
+	if len(specs) == 0 {
+		return nil, nil, nil, nil
+	}
+	st, err := w.stats.Version(ctx, d, v)
+	if err != nil {
+		return nil, nil, nil, []error{w.fitError(fmt.Errorf("statistics of %s/v%d: %w", d.Name, v.Number, err))}
+	}
+	var done []fitted
+	var ms []model.Metrics
+	var rows []dataset.ModelSpec
+	var errs []error
+	for _, spec := range specs {
+		art, err := model.FitFromStats(d, spec, st)
+		if err == nil {
+			var m model.Metrics
+			if m, err = model.ScoreFromStats(d, art, st); err == nil {
+				done = append(done, fitted{spec: spec, art: art, from: registry.FitStatistics})
+				ms = append(ms, m)
+				continue
+			}
+			err = fmt.Errorf("score on %s/v%d: %w", d.Name, v.Number, err)
+		}
+		if errors.Is(err, model.ErrStatsLayout) {
+			w.log.Warn("statistics do not cover the spec; fitting from the rows", "dataset", d.Name, "version", v.Number, "spec", spec.Name, "err", err)
+			rows = append(rows, spec)
+			continue
+		}
+		errs = append(errs, w.fitError(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, err)))
+	}
+	return done, ms, rows, errs
+}
