@@ -38,7 +38,12 @@ func (w *Worker) fitStats(ctx context.Context, d *dataset.Definition, v registry
 	}
 	st, err := w.stats.Version(ctx, d, v)
 	if err != nil {
-		return nil, nil, nil, []error{w.fitError(fmt.Errorf("statistics of %s/v%d: %w", d.Name, v.Number, err))}
+		err = w.fitError(fmt.Errorf("statistics of %s/v%d: %w", d.Name, v.Number, err))
+		errs := make([]error, len(specs))
+		for i, spec := range specs {
+			errs[i] = w.failed(ctx, d, v, spec, err)
+		}
+		return nil, nil, nil, errs
 	}
 	var done []fitted
 	var ms []model.Metrics
@@ -60,7 +65,7 @@ func (w *Worker) fitStats(ctx context.Context, d *dataset.Definition, v registry
 			rows = append(rows, spec)
 			continue
 		}
-		errs = append(errs, w.fitError(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, err)))
+		errs = append(errs, w.failed(ctx, d, v, spec, w.fitError(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, err))))
 	}
 	return done, ms, rows, errs
 }
