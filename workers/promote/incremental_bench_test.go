@@ -215,8 +215,8 @@ func (e *versionEnv) run(b *testing.B, full bool) {
 		if r.Version != 2 {
 			continue
 		}
-		if want := map[bool]string{true: registry.FitRows, false: registry.FitStatistics}[full]; r.Fit != want {
-			b.Fatalf("run %s fitted from %s, want %s", r.ID, r.Fit, want)
+		if want := map[bool]string{true: registry.FitRows, false: registry.FitStatistics}[full]; r.FittedFrom != want {
+			b.Fatalf("run %s fitted from %s, want %s", r.ID, r.FittedFrom, want)
 		}
 		if err := pw.HandleTrained(ctx, &events.ModelTrained{Meta: events.Meta{Dataset: d.Name}, RunID: r.ID}); err != nil {
 			b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers"
 )
 
 // scoreFromStats scores the runs' linear models on the test split of v
@@ -49,7 +50,7 @@ func (w *Worker) scoreFromStats(ctx context.Context, d *dataset.Definition, v re
 		if math.IsNaN(m.RMSE) {
 			return nil, false, bus.Permanent(fmt.Errorf("score run %s: NaN", runs[i].id))
 		}
-		out[i] = registry.Metrics(m)
+		out[i] = workers.RunMetrics(m)
 	}
 	return out, true, nil
 }

@@ -134,8 +134,8 @@ func TestTrainFromStatistics(t *testing.T) {
 	clean := trainOnce(t, d, false, true, func(t *testing.T, root string, v registry.Version) { writeStats(t, root, d, v) })
 	rows := trainOnce(t, d, true, false, nil)
 	for spec, r := range clean.runs {
-		if r.Fit != registry.FitStatistics || rows.runs[spec].Fit != registry.FitRows {
-			t.Fatalf("%s: fit %q and %q, want statistics and rows", spec, r.Fit, rows.runs[spec].Fit)
+		if r.FittedFrom != registry.FitStatistics || rows.runs[spec].FittedFrom != registry.FitRows {
+			t.Fatalf("%s: fit %q and %q, want statistics and rows", spec, r.FittedFrom, rows.runs[spec].FittedFrom)
 		}
 		if r.TrainRows != rows.runs[spec].TrainRows || r.Metrics.Rows != rows.runs[spec].Metrics.Rows {
 			t.Fatalf("%s: rows counted %d/%d from statistics, %d/%d from rows", spec, r.TrainRows, r.Metrics.Rows,
