@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
@@ -68,4 +69,43 @@ func (w *Worker) fitStats(ctx context.Context, d *dataset.Definition, v registry
 		errs = append(errs, w.failed(ctx, d, v, spec, w.fitError(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, err))))
 	}
 	return done, ms, rows, errs
+}
+
+// reproduceFromStats refits a run fitted from statistics the same way:
+// each blob's statistics recomputed from its rows (not read from their
+// files), folded in blob order as workers/stats does, and fitted.
+func (r *Reproducer) reproduceFromStats(ctx context.Context, d *dataset.Definition, run registry.Run, art *model.Artifact, v registry.Version, start time.Time) (Reproduction, error) {
+	var st *model.Stats
+	for _, b := range v.Blobs {
+		bs, err := model.ComputeStats(ctx, d, d.ScanBlobs(ctx, r.bucket, []string{b}, nil))
+		if err != nil && ctx.Err() == nil {
+			return Reproduction{}, fmt.Errorf("%w: run %s: the rows of version %d cannot be read: %w", ErrUnreproducible, run.ID, v.Number, err)
+		}
+		if err != nil {
+			return Reproduction{}, err
+		}
+		if st == nil {
+			st = bs
+		} else if st, err = model.Merge(st, bs); err != nil {
+			return Reproduction{}, fmt.Errorf("run %s: %w", run.ID, err)
+		}
+	}
+	if st == nil {
+		return Reproduction{}, fmt.Errorf("%w: run %s: version %d has no rows", ErrUnreproducible, run.ID, v.Number)
+	}
+	refit, err := model.FitFromStats(d, art.Spec.Model, st)
+	if err != nil {
+		return Reproduction{}, fmt.Errorf("run %s: refit: %w", run.ID, err)
+	}
+	b, err := refit.Marshal()
+	if err != nil {
+		return Reproduction{}, err
+	}
+	sum := model.Checksum(b)
+	r.log.Info("reproduced", "run", run.ID, "dataset", run.Dataset, "from", registry.FitStatistics, "identical", sum == run.Checksum)
+	return Reproduction{
+		RunID: run.ID, Dataset: run.Dataset, Spec: art.Spec.Name, Version: v.Number, VersionHash: v.Hash, TrainRows: refit.TrainRows,
+		RecordedChecksum: run.Checksum, Checksum: sum, Identical: sum == run.Checksum,
+		DurationMS: float64(time.Since(start).Microseconds()) / 1000,
+	}, nil
 }
