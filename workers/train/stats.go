@@ -14,7 +14,7 @@ import (
 // fitsFromStats: least squares is a function of sufficient statistics, so
 // a linear spec is fitted and scored from them, reading no rows; a kind
 // without a closed form (logistic) reads the rows.
-func fitsFromStats(spec dataset.ModelSpec) bool { return spec.Kind == "linear" }
+func fitsFromStats(spec dataset.ModelSpec) bool { return spec.Kind == dataset.KindLinear }
 
 // splitByFit separates the specs fitted from statistics from those fitted
 // from rows (all of them when the worker is configured FitFromRows).
