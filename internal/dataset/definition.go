@@ -133,9 +133,46 @@ type ModelSpec struct {
 	Name     string    `json:"name"`
 	Kind     string    `json:"kind"` // "linear"
 	Features []Feature `json:"features"`
-	// L2 adds a ridge penalty (0: ordinary least squares).
-	L2          float64 `json:"l2,omitempty"`
-	Description string  `json:"description,omitempty"`
+	// L2 adds a ridge penalty (0: ordinary least squares), or "auto".
+	L2          Ridge  `json:"l2,omitzero"`
+	Description string `json:"description,omitempty"`
+}
+
+// Ridge is a spec's "l2": a penalty λ, or "auto" (λ chosen per fit by
+// generalised cross-validation). It encodes as the number, so specs
+// written before "auto" keep their hash.
+type Ridge struct {
+	Lambda float64
+	Auto   bool
+}
+
+// IsZero: no penalty (ordinary least squares).
+func (r Ridge) IsZero() bool { return !r.Auto && r.Lambda == 0 }
+
+// MarshalJSON writes "auto" or the number.
+func (r Ridge) MarshalJSON() ([]byte, error) {
+	if r.Auto {
+		return []byte(`"auto"`), nil
+	}
+	return json.Marshal(r.Lambda)
+}
+
+// UnmarshalJSON reads "auto" or a number.
+func (r *Ridge) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		if s != "auto" {
+			return fmt.Errorf("l2 %q: want a number or \"auto\"", s)
+		}
+		*r = Ridge{Auto: true}
+		return nil
+	}
+	var x float64
+	if err := json.Unmarshal(b, &x); err != nil {
+		return fmt.Errorf("l2: want a number or \"auto\": %w", err)
+	}
+	*r = Ridge{Lambda: x}
+	return nil
 }
 
 // Feature transforms.
@@ -162,7 +199,7 @@ func (s ModelSpec) Hash() string {
 	b, _ := json.Marshal(struct {
 		Kind     string    `json:"kind"`
 		Features []Feature `json:"features"`
-		L2       float64   `json:"l2"`
+		L2       Ridge     `json:"l2"`
 	}{s.Kind, s.Features, s.L2})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
@@ -277,8 +314,8 @@ func (d *Definition) checkSpec(m ModelSpec) error {
 	if m.Kind != "linear" {
 		return fmt.Errorf("kind %q: want linear", m.Kind)
 	}
-	if m.L2 < 0 {
-		return errors.New("l2 must not be negative")
+	if !m.L2.Auto && (m.L2.Lambda < 0 || math.IsNaN(m.L2.Lambda) || math.IsInf(m.L2.Lambda, 0)) {
+		return errors.New("l2 must be a non-negative number or \"auto\"")
 	}
 	if len(m.Features) == 0 {
 		return errors.New("no features")

@@ -74,3 +74,41 @@ func TestPromotionBounds(t *testing.T) {
 		})
 	}
 }
+
+func TestRidgeJSON(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want dataset.Ridge
+		err  bool
+	}{
+		{`0.5`, dataset.Ridge{Lambda: 0.5}, false},
+		{`"auto"`, dataset.Ridge{Auto: true}, false},
+		{`"big"`, dataset.Ridge{}, true},
+		{`true`, dataset.Ridge{}, true},
+	} {
+		var r dataset.Ridge
+		err := json.Unmarshal([]byte(tt.in), &r)
+		if tt.err {
+			require.Error(t, err, tt.in)
+			continue
+		}
+		require.NoError(t, err, tt.in)
+		require.Equal(t, tt.want, r)
+		b, err := json.Marshal(r)
+		require.NoError(t, err)
+		require.JSONEq(t, tt.in, string(b))
+	}
+	// A numeric l2 hashes as it did when the field was a float64.
+	s := dataset.ModelSpec{Kind: "linear", L2: dataset.Ridge{Lambda: 1}}
+	old, _ := json.Marshal(struct {
+		Kind     string            `json:"kind"`
+		Features []dataset.Feature `json:"features"`
+		L2       float64           `json:"l2"`
+	}{s.Kind, s.Features, 1})
+	now, _ := json.Marshal(struct {
+		Kind     string            `json:"kind"`
+		Features []dataset.Feature `json:"features"`
+		L2       dataset.Ridge     `json:"l2"`
+	}{s.Kind, s.Features, s.L2})
+	require.Equal(t, string(old), string(now))
+}

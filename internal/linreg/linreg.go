@@ -32,6 +32,7 @@ type Accumulator struct {
 	n   int
 	y0  float64   // shift: the first y; y sums are of y - y0, to limit cancellation
 	sy  float64   // Σ (y - y0)
+	syy float64   // Σ (y - y0)²
 	sx  []float64 // Σ x
 	sxy []float64 // Σ x (y - y0)
 	sxx []float64 // Σ x xᵀ, p×p row-major, upper triangle only
@@ -71,6 +72,7 @@ func (a *Accumulator) Add(idx []int, val []float64, y float64) {
 	y -= a.y0
 	a.n++
 	a.sy += y
+	a.syy += y * y
 	p, xx := a.p, a.sxx
 	val = val[:len(idx)]
 	for k, i := range idx {
@@ -107,6 +109,7 @@ func (a *Accumulator) Merge(b *Accumulator) {
 	// Re-express b's y sums against a's shift.
 	d := b.y0 - a.y0
 	a.n += b.n
+	a.syy += b.syy + 2*d*b.sy + float64(b.n)*d*d
 	a.sy += b.sy + float64(b.n)*d
 	for i := range a.sx {
 		a.sxy[i] += b.sxy[i] + d*b.sx[i]
@@ -138,12 +141,34 @@ func (a *Accumulator) Solve(l2 float64) (Solution, error) {
 	for i := range mx {
 		mx[i] = a.sx[i] / n
 	}
+	sys := system{
+		p: p, mx: mx, my: my, y0: a.y0,
+		meanSq: func(i int) float64 { return a.sxx[i*p+i] / n },
+		cov:    func(i, j int) float64 { return a.sxx[i*p+j]/n - mx[i]*mx[j] },
+		covY:   func(i int) float64 { return a.sxy[i]/n - mx[i]*my },
+	}
+	return sys.solve(l2)
+}
 
+// system is a least-squares problem given by its moments: means, and
+// covariances (divided by n) as functions, so that the accumulator and
+// Moments share one solve, bit for bit.
+type system struct {
+	p      int
+	mx     []float64
+	my, y0 float64             // y0 is added to the intercept (the accumulator's shift)
+	meanSq func(i int) float64 // mean of x_i²
+	cov    func(i, j int) float64
+	covY   func(i int) float64
+}
+
+func (s system) solve(l2 float64) (Solution, error) {
+	p, mx, my := s.p, s.mx, s.my
 	// Active columns and their standard deviations.
 	var active []int
 	var sd []float64
 	for i := range p {
-		ms := a.sxx[i*p+i] / n
+		ms := s.meanSq(i)
 		v := ms - mx[i]*mx[i]
 		if v > constantTol*ms {
 			active = append(active, i)
@@ -160,13 +185,13 @@ func (a *Accumulator) Solve(l2 float64) (Solution, error) {
 	for r, i := range active {
 		for c := r; c < k; c++ {
 			j := active[c]
-			cov := a.sxx[i*p+j]/n - mx[i]*mx[j]
+			cov := s.cov(i, j)
 			if c == r {
 				cov += l2
 			}
 			sys.SetSym(r, c, cov/(sd[r]*sd[c]))
 		}
-		rhs.SetVec(r, (a.sxy[i]/n-mx[i]*my)/sd[r])
+		rhs.SetVec(r, s.covY(i)/sd[r])
 	}
 	if k > 0 {
 		gamma, err := solveSym(sys, rhs)
@@ -181,7 +206,7 @@ func (a *Accumulator) Solve(l2 float64) (Solution, error) {
 	for i, c := range sol.Coef {
 		b -= mx[i] * c
 	}
-	sol.Intercept = a.y0 + b
+	sol.Intercept = s.y0 + b
 	for _, c := range sol.Coef {
 		if math.IsNaN(c) || math.IsInf(c, 0) {
 			return Solution{}, errors.New("linreg: solution is not finite (non-finite input?)")
@@ -191,6 +216,29 @@ func (a *Accumulator) Solve(l2 float64) (Solution, error) {
 		return Solution{}, errors.New("linreg: intercept is not finite (non-finite input?)")
 	}
 	return sol, nil
+}
+
+// Moments returns the accumulated rows' moments (for SolveGCV).
+func (a *Accumulator) Moments() Moments {
+	p, n := a.p, float64(a.n)
+	m := Moments{N: a.n, MeanX: make([]float64, p), Cov: make([]float64, p*p), CovY: make([]float64, p)}
+	if a.n == 0 {
+		return m
+	}
+	my := a.sy / n
+	for i := range p {
+		m.MeanX[i] = a.sx[i] / n
+	}
+	for i := range p {
+		for j := i; j < p; j++ {
+			c := a.sxx[i*p+j]/n - m.MeanX[i]*m.MeanX[j]
+			m.Cov[i*p+j], m.Cov[j*p+i] = c, c
+		}
+		m.CovY[i] = a.sxy[i]/n - m.MeanX[i]*my
+	}
+	m.MeanY = a.y0 + my
+	m.VarY = max(a.syy/n-my*my, 0)
+	return m
 }
 
 // solveSym solves s x = b by Cholesky, or, when s is singular or nearly so,

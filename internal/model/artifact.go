@@ -39,6 +39,9 @@ type Artifact struct {
 	// Coef has one entry per feature: the transforms' features in order.
 	Coef      []float64 `json:"coef"`
 	TrainRows int       `json:"train_rows"`
+	// L2 is the penalty generalised cross-validation chose when the spec
+	// says "l2": "auto" (absent otherwise: the spec's number applies).
+	L2 *float64 `json:"l2,omitempty"`
 }
 
 // SpecRef is the model spec the artifact was fitted from.
@@ -118,6 +121,12 @@ func (a *Artifact) validate() error {
 	}
 	if !finite(a.Intercept) || slices.ContainsFunc(a.Coef, func(c float64) bool { return !finite(c) }) {
 		return errors.New("non-finite coefficient")
+	}
+	if spec.L2.Auto != (a.L2 != nil) {
+		return errors.New("l2: a chosen penalty is recorded exactly when the spec says auto")
+	}
+	if a.L2 != nil && (*a.L2 < 0 || !finite(*a.L2)) {
+		return fmt.Errorf("l2 %g: want finite and non-negative", *a.L2)
 	}
 	if a.TrainRows <= 0 {
 		return fmt.Errorf("train_rows %d", a.TrainRows)

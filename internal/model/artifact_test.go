@@ -132,7 +132,7 @@ func TestFitErrors(t *testing.T) {
 		{name: "numeric of a string", spec: dataset.ModelSpec{Name: "x", Kind: "linear", Features: []dataset.Feature{{Column: "city", Transform: "numeric"}}}, rows: rows},
 		{name: "no buckets", spec: dataset.ModelSpec{Name: "x", Kind: "linear", Features: []dataset.Feature{{Column: "city", Transform: "hashed"}}}, rows: rows},
 		{name: "not linear", spec: dataset.ModelSpec{Name: "x", Kind: "tree", Features: identifiable().Features}, rows: rows},
-		{name: "negative l2", spec: dataset.ModelSpec{Name: "x", Kind: "linear", L2: -1, Features: identifiable().Features}, rows: rows},
+		{name: "negative l2", spec: dataset.ModelSpec{Name: "x", Kind: "linear", L2: dataset.Ridge{Lambda: -1}, Features: identifiable().Features}, rows: rows},
 		{name: "row of another definition", spec: identifiable(), rows: short},
 	}
 	for _, tt := range tests {
@@ -155,7 +155,7 @@ func TestFitRidgeShrinks(t *testing.T) {
 	rows := housingRows(t, def, 2000, 24)
 	spec := identifiable()
 	ols := mustFit(t, def, spec, rows)
-	spec.L2 = 1
+	spec.L2 = dataset.Ridge{Lambda: 1}
 	ridge := mustFit(t, def, spec, rows)
 	require.NotEqual(t, ols.Spec.Hash, ridge.Spec.Hash)
 	norm := func(c []float64) (s float64) {

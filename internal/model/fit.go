@@ -151,7 +151,15 @@ func fitAll(ctx context.Context, def *dataset.Definition, fits []specFit, train 
 		if f.err != nil {
 			continue
 		}
-		sol, err := f.acc.Solve(f.spec.L2)
+		var sol linreg.Solution
+		var err error
+		if f.spec.L2.Auto {
+			var lambda float64
+			sol, lambda, err = f.acc.Moments().SolveGCV(linreg.GCVGrid())
+			f.art.L2 = &lambda
+		} else {
+			sol, err = f.acc.Solve(f.spec.L2.Lambda)
+		}
 		if err != nil {
 			f.err = err
 			continue
@@ -164,25 +172,30 @@ func fitAll(ctx context.Context, def *dataset.Definition, fits []specFit, train 
 // prepare turns what pass 1 learned into the artifact's transforms and
 // readies pass 2.
 func (f *specFit) prepare(def *dataset.Definition, rows int) error {
-	spec := f.spec
-	a := &Artifact{
-		Format:     FormatLinearV1,
-		Dataset:    def.Name,
-		Target:     def.Target.Name,
-		Transforms: make([]Transform, len(f.learners)),
-		TrainRows:  rows,
-	}
-	spec.Features = slices.Clone(spec.Features)
-	a.Spec = SpecRef{Name: spec.Name, Hash: spec.Hash(), Model: spec}
+	ts := make([]Transform, len(f.learners))
 	for i := range f.learners {
-		a.Transforms[i] = f.learners[i].transform()
+		ts[i] = f.learners[i].transform()
 	}
+	a := newArtifact(def, f.spec, ts, rows)
 	terms, p, err := compile(def, a.Transforms)
 	if err != nil {
 		return err
 	}
 	f.art, f.terms, f.acc = a, terms, linreg.NewAccumulator(p)
 	return nil
+}
+
+// newArtifact is an artifact of spec with its transforms, yet to be solved.
+func newArtifact(def *dataset.Definition, spec dataset.ModelSpec, ts []Transform, rows int) *Artifact {
+	spec.Features = slices.Clone(spec.Features)
+	return &Artifact{
+		Format:     FormatLinearV1,
+		Dataset:    def.Name,
+		Target:     def.Target.Name,
+		Spec:       SpecRef{Name: spec.Name, Hash: spec.Hash(), Model: spec},
+		Transforms: ts,
+		TrainRows:  rows,
+	}
 }
 
 func checkRow(ctx context.Context, i, width int, r dataset.StagedRow) error {
@@ -216,8 +229,8 @@ func newLearners(def *dataset.Definition, spec dataset.ModelSpec) ([]learner, er
 	if spec.Kind != "linear" {
 		return nil, fmt.Errorf("kind %q: want linear", spec.Kind)
 	}
-	if spec.L2 < 0 || !finite(spec.L2) {
-		return nil, fmt.Errorf("l2 %g: want finite and non-negative", spec.L2)
+	if !spec.L2.Auto && (spec.L2.Lambda < 0 || !finite(spec.L2.Lambda)) {
+		return nil, fmt.Errorf("l2 %g: want finite and non-negative, or auto", spec.L2.Lambda)
 	}
 	if len(spec.Features) == 0 {
 		return nil, errors.New("no features")

@@ -84,6 +84,21 @@ func hashBucket(h uint64, buckets int) (int, float64) {
 	return int((h >> 1) % uint64(buckets)), sign
 }
 
+// fieldHash is FNV-1a of the field's canonical text (dataset.Format),
+// without allocating.
+func fieldHash(numCol bool, f dataset.Field) uint64 {
+	switch {
+	case numCol && math.IsNaN(f.Num):
+		return fnv1a("") // missing: dataset.Format writes ""
+	case numCol:
+		var buf [32]byte
+		return fnv1a(strconv.AppendFloat(buf[:0], f.Num, 'g', -1, 64))
+	}
+	return fnv1a(f.Str)
+}
+
+func hashField(c dataset.Column, f dataset.Field) uint64 { return fieldHash(dataset.IsNumeric(c), f) }
+
 // numKey identifies a numeric value as its canonical text does
 // (dataset.Format), without allocating: all NaNs are one value.
 func numKey(x float64) uint64 {
@@ -113,17 +128,7 @@ func (t *term) encode(f dataset.Field) (int, float64, bool) {
 	case t.numeric != nil:
 		return 0, t.numeric.apply(f.Num), true
 	case t.buckets > 0:
-		var h uint64
-		switch {
-		case t.numCol && math.IsNaN(f.Num):
-			h = fnv1a("") // missing: dataset.Format writes ""
-		case t.numCol:
-			var buf [32]byte
-			h = fnv1a(strconv.AppendFloat(buf[:0], f.Num, 'g', -1, 64))
-		default:
-			h = fnv1a(f.Str)
-		}
-		b, sign := hashBucket(h, t.buckets)
+		b, sign := hashBucket(fieldHash(t.numCol, f), t.buckets)
 		return b, sign, true
 	default:
 		var j int

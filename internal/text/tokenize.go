@@ -1,0 +1,135 @@
+// Package text turns free text into sparse feature rows: a Unicode-aware
+// tokeniser, word n-grams, and a vectoriser whose feature space is either
+// the hashing trick or a vocabulary learned in training, weighted by
+// TF-IDF (as scikit-learn's TfidfVectorizer(sublinear_tf=True)), counts or
+// presence. The rules are written out in schemas/README-text.md; a
+// prediction depends on every one of them, so change them only with a new
+// artifact format.
+package text
+
+import (
+	"unicode"
+	"unicode/utf8"
+)
+
+// Tokeniser rules (see schemas/README-text.md).
+const (
+	// MinTokenRunes: shorter tokens are dropped, as scikit-learn's default
+	// token_pattern (?u)\b\w\w+\b drops one-character words ("a", "I").
+	// Combining marks do not count towards the length.
+	MinTokenRunes = 2
+	// MaxTokenRunes: a longer run keeps its first MaxTokenRunes runes and
+	// the rest of the run is skipped (a pasted URL or a row of letters
+	// must not make a feature per length).
+	MaxTokenRunes = 64
+)
+
+// isWord reports whether r belongs to a token: letters, combining marks,
+// numbers (any Unicode number: digits, superscripts, Roman numerals) and
+// the underscore, like Python's \w plus the marks.
+func isWord(r rune) bool {
+	if r < utf8.RuneSelf {
+		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_'
+	}
+	return unicode.IsLetter(r) || unicode.IsMark(r) || unicode.IsNumber(r)
+}
+
+// lower is the simple Unicode lower-case mapping of one rune.
+func lower(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}
+	return unicode.ToLower(r)
+}
+
+// tokens is a document's tokens, lower-cased, written into one byte buffer
+// separated by single spaces, so that the n-gram of tokens i..j is the
+// contiguous slice buf[start[i]:end[j]] with the words already joined by
+// one space, as scikit-learn joins them.
+type tokens struct {
+	buf        []byte
+	start, end []int
+}
+
+func (t *tokens) reset() {
+	t.buf, t.start, t.end = t.buf[:0], t.start[:0], t.end[:0]
+}
+
+func (t *tokens) len() int { return len(t.start) }
+
+// gram is the n-gram of the n tokens from i.
+func (t *tokens) gram(i, n int) []byte { return t.buf[t.start[i]:t.end[i+n-1]] }
+
+// split tokenises doc into t, reusing its storage. Invalid UTF-8 bytes
+// separate tokens (the dataset layer rejects invalid text before it gets
+// here).
+func (t *tokens) split(doc string) {
+	t.reset()
+	in := false // inside a run
+	runes, base := 0, 0
+	begin := 0
+	closeTok := func() {
+		if base >= MinTokenRunes {
+			t.start = append(t.start, begin)
+			t.end = append(t.end, len(t.buf))
+			t.buf = append(t.buf, ' ')
+		} else {
+			t.buf = t.buf[:begin]
+		}
+		in = false
+	}
+	for i := 0; i < len(doc); {
+		r, size := rune(doc[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(doc[i:])
+			if r == utf8.RuneError && size == 1 {
+				r = ' '
+			}
+		}
+		i += size
+		if !isWord(r) {
+			if in {
+				closeTok()
+			}
+			continue
+		}
+		if !in {
+			in, runes, base, begin = true, 0, 0, len(t.buf)
+		}
+		if runes == MaxTokenRunes {
+			continue
+		}
+		runes++
+		if r >= utf8.RuneSelf && unicode.IsMark(r) {
+			t.buf = utf8.AppendRune(t.buf, r)
+			continue
+		}
+		base++
+		if r < utf8.RuneSelf {
+			t.buf = append(t.buf, byte(lower(r)))
+		} else {
+			t.buf = utf8.AppendRune(t.buf, lower(r))
+		}
+	}
+	if in {
+		closeTok()
+	}
+	if n := len(t.buf); n > 0 {
+		t.buf = t.buf[:n-1] // the last separator
+	}
+}
+
+// Tokens returns doc's tokens under the rules above, for tests, the
+// documentation and clients that want to show what the model reads.
+func Tokens(doc string) []string {
+	var t tokens
+	t.split(doc)
+	out := make([]string, t.len())
+	for i := range out {
+		out[i] = string(t.gram(i, 1))
+	}
+	return out
+}
