@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"testing"
@@ -29,7 +28,7 @@ func Missing(t testing.TB, what, require string) {
 	if Required(require) {
 		t.Fatalf("needs %s, which is not installed, and %s is set", what, require)
 	}
-	t.Skip(fmt.Sprintf("needs %s, which is not installed (set %s=1 to fail instead)", what, require))
+	t.Skipf("needs %s, which is not installed (set %s=1 to fail instead)", what, require)
 }
 
 // Required reports whether the switch require is set (to anything but ""
