@@ -84,7 +84,7 @@ type consolePage struct {
 	Champion   *registry.Promotion
 	Status     *DatasetStatus
 	Runs       []registry.Run
-	Decisions  map[string]registry.Decision
+	Decisions  map[string]registry.Standing
 	Promotions []registry.Promotion
 	Chart      *rmseChart
 	Corrected  int
@@ -335,13 +335,12 @@ func (s *Server) consolePipeline(r *http.Request, p *consolePage) (string, error
 	if err != nil {
 		return "", err
 	}
-	p.Decisions = map[string]registry.Decision{}
-	for _, dec := range decisions {
-		dec.Status = dec.DecisionStatus()
-		p.Decisions[dec.RunID] = dec
-	}
 	if p.Promotions, err = s.reg.Promotions(ctx, d.Name); err != nil {
 		return "", err
+	}
+	p.Decisions = map[string]registry.Standing{}
+	for _, st := range registry.Standings(decisions, p.Promotions) {
+		p.Decisions[st.RunID] = st
 	}
 	slices.SortFunc(p.Promotions, func(a, b registry.Promotion) int { return cmp.Compare(b.Sequence, a.Sequence) })
 	p.Chart = newRMSEChart(p.Runs)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,8 @@ type Config struct {
 	ExitWhenIdle time.Duration
 	LogLevel     slog.Level
 	LogFormat    string
-	Access       Access // tokens and webhooks (access.go)
+	Access       Access       // tokens and webhooks (access.go)
+	Scaler       ScalerConfig // --target=scaler (scaler.go)
 
 	// gcp profile
 	GCPProject     string
@@ -105,6 +107,9 @@ func loadConfig(getenv func(string) string, profileFlag, targetFlag string) (Con
 	if c.Access, err = loadAccess(getenv); err != nil {
 		return c, err
 	}
+	if c.Scaler, err = loadScalerConfig(getenv, c.Targets); err != nil {
+		return c, err
+	}
 	return c, c.validate()
 }
 
@@ -138,6 +143,13 @@ func (c Config) validate() error {
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return &settingError{"REFIT_HTTP_ADDR", fmt.Sprintf("bad port %q", port)}
 	}
+	if c.DatasetsDir != "" {
+		if st, err := os.Stat(c.DatasetsDir); err != nil {
+			return &settingError{"REFIT_DATASETS_DIR", fmt.Sprintf("%s: %v", c.DatasetsDir, errors.Unwrap(err))}
+		} else if !st.IsDir() {
+			return &settingError{"REFIT_DATASETS_DIR", fmt.Sprintf("%s is not a directory (want a folder of dataset definitions, *.json)", c.DatasetsDir)}
+		}
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return &settingError{"REFIT_LOG_FORMAT", "want text or json"}
 	}
@@ -151,10 +163,10 @@ func parseTargets(s string) ([]string, error) {
 		switch {
 		case t == "all":
 			out = append(out, allTargets...)
-		case contains(allTargets, t):
+		case contains(allTargets, t), t == targetScaler:
 			out = append(out, t)
 		default:
-			return nil, &settingError{"--target", fmt.Sprintf("unknown target %q: want all or a comma list of %s", t, strings.Join(allTargets, ", "))}
+			return nil, &settingError{"--target", fmt.Sprintf("unknown target %q: want all, scaler or a comma list of %s", t, strings.Join(allTargets, ", "))}
 		}
 	}
 	if len(out) == 0 {
@@ -189,4 +201,14 @@ func dedupe(xs []string) []string {
 		}
 	}
 	return out
+}
+
+// embeddedOnly refuses `refit run` under another profile: run is the
+// embedded profile on one machine, and silently ignoring REFIT_PROFILE=gcp
+// would write to ./var while the user expects the cloud stack.
+func embeddedOnly(getenv func(string) string) error {
+	if p := strings.TrimSpace(getenv("REFIT_PROFILE")); p != "" && p != profileEmbedded {
+		return &settingError{"REFIT_PROFILE", fmt.Sprintf("%q: refit run is the embedded profile; use refit serve --target=all for the %s profile", p, p)}
+	}
+	return nil
 }

@@ -25,7 +25,7 @@ const (
 
 // Collections lists every collection, for setup (indexes) and tests.
 func Collections() []string {
-	return []string{colIngests, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks}
+	return []string{colIngests, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks, colReplays}
 }
 
 // Registry reads and writes Refit's records.
