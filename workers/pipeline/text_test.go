@@ -108,7 +108,7 @@ func TestReviewsBecomeAPromotedClassifierAndCorrectionsADecision(t *testing.T) {
 	require.Equal(t, []string{"negative", "positive"}, pred.Classes())
 	probs := make([]float64, 2)
 	for text, want := range map[string]string{
-		"A wonderful, moving film: brilliant acting and a superb story. Loved it!": "positive",
+		"A wonderful, moving film: brilliant acting and a superb story. Loved it!":     "positive",
 		"Awful. A boring, dreadful mess; the worst film I have seen, a waste of time.": "negative",
 	} {
 		row, err := p.def.RowFromFields(map[string]string{"review": text}, want)
