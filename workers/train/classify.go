@@ -42,7 +42,7 @@ func (w *Worker) trainKinds(ctx context.Context, d *dataset.Definition, v regist
 			errs = append(errs, w.failed(ctx, d, v, spec, bus.Permanent(err)))
 			continue
 		}
-		done = append(done, fitted{spec: spec, art: art, warmRun: warmRun})
+		done = append(done, fitted{spec: spec, art: art, from: registry.FitRows, warmRun: warmRun})
 		ps = append(ps, p)
 	}
 	if len(ps) == 0 {
