@@ -19,10 +19,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/refit-ml/refit/gateway"
+	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/blob/local"
 	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
+	"github.com/refit-ml/refit/internal/synth"
 	"github.com/refit-ml/refit/workers/serve"
 )
 
@@ -239,4 +242,88 @@ func mustMarshal(t *testing.T, v any) string {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// TestPredictWithARealClassifier serves a logistic artifact fitted on
+// generated reviews through serve.Models, as the gateway does.
+func TestPredictWithARealClassifier(t *testing.T) {
+	b, err := os.ReadFile("../schemas/datasets/reviews.json")
+	require.NoError(t, err)
+	def, err := dataset.Parse(b)
+	require.NoError(t, err)
+	catalog, err := dataset.NewCatalog(def)
+	require.NoError(t, err)
+	bucket, err := local.New(t.TempDir(), "test")
+	require.NoError(t, err)
+	reg := registry.New(memory.New())
+	var raw bytes.Buffer
+	require.NoError(t, synth.Reviews{Seed: 4}.Write(&raw, 600))
+	in, err := def.NewInputReader(&raw, dataset.InputOptions{})
+	require.NoError(t, err)
+	var rows []dataset.StagedRow
+	for {
+		r, rej, err := in.Next()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		require.Nil(t, rej)
+		rows = append(rows, dataset.StagedRow{Row: r, Hash: def.Hash(r)})
+	}
+	spec, _ := def.Spec("logistic-tfidf")
+	kind, ok := model.LookupKind(spec.Kind)
+	require.True(t, ok)
+	art, _, err := kind.Fit(context.Background(), def, spec, func(fn func(dataset.StagedRow) error) error {
+		for _, r := range rows {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	require.NoError(t, err)
+	ab, err := art.Marshal()
+	require.NoError(t, err)
+	_, err = bucket.Write(context.Background(), "models/reviews/a.json", blob.CreateOnly, func(w io.Writer) error { _, err := w.Write(ab); return err })
+	require.NoError(t, err)
+	require.NoError(t, reg.AddPromotion(context.Background(), registry.Promotion{Dataset: "reviews", Sequence: 1, RunID: "0000000000000001",
+		Spec: "logistic-tfidf", Version: 1, Artifact: "models/reviews/a.json", Checksum: model.Checksum(ab), Actor: "test", PromotedAt: time.Now().UTC()}))
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	metrics := prometheus.NewRegistry()
+	models := serve.NewModels(catalog, bucket, reg, logger, metrics)
+	require.NoError(t, models.Refresh(context.Background()))
+	require.NotNil(t, models.Current("reviews").Classifier)
+	srv, err := gateway.NewServer(gateway.Config{}, gateway.Deps{Datasets: catalog, Registry: reg, Bucket: bucket,
+		Publisher: nopPublisher{}, Models: models, Logger: logger, Metrics: metrics, Events: gateway.NewHub()})
+	require.NoError(t, err)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+
+	insts := []map[string]string{}
+	for _, r := range rows[:32] {
+		insts = append(insts, map[string]string{"review": r.Fields[0].Str})
+	}
+	resp, err := http.Post(hs.URL+"/v1/models/reviews:predict", "application/json", strings.NewReader(mustMarshal(t, map[string]any{"instances": insts})))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var out classifyAnswer
+	require.NoError(t, json.Unmarshal(body, &out))
+	require.Len(t, out.Predictions, 32)
+	right := 0
+	for i, p := range out.Predictions {
+		probs := out.Probabilities[i]
+		require.InDelta(t, 1, probs["negative"]+probs["positive"], 1e-9)
+		want := "negative"
+		if probs["positive"] > probs["negative"] {
+			want = "positive"
+		}
+		require.Equal(t, want, p, "the class is the most probable one")
+		if p == rows[i].Row.Target.Str {
+			right++
+		}
+	}
+	require.Greater(t, right, 24, "a fitted model gets most of its own training rows right")
 }
