@@ -35,6 +35,9 @@ type objectGeneration struct {
 	StagedAt   *time.Time `json:"staged_at,omitempty"`
 	// FirstVersion is the first version holding the rows; null if none yet.
 	FirstVersion *int `json:"first_version"`
+	// DuplicateOf is set when every row was in that version already: no
+	// version was cut for them (FirstVersion is that version too).
+	DuplicateOf *int `json:"duplicate_of,omitempty"`
 }
 
 type objectHistory struct {
@@ -131,6 +134,16 @@ func (s *Server) objectHistory(r *http.Request, ds, name string) (objectHistory,
 			}
 		}
 	}
+	dups, err := s.reg.DuplicateBatches(ctx, ds)
+	if err != nil {
+		return h, err
+	}
+	duplicateOf := map[string]int{}
+	for _, b := range dups {
+		for _, src := range b.Sources {
+			duplicateOf[src.IngestID], share[src.IngestID] = b.Of, src
+		}
+	}
 	ingests = slices.DeleteFunc(ingests, func(in registry.Ingest) bool {
 		return in.Source.Kind != registry.SourceObject || in.Source.Object != name
 	})
@@ -145,6 +158,9 @@ func (s *Server) objectHistory(r *http.Request, ds, name string) (objectHistory,
 			Duplicate: src.Duplicate, Quarantine: in.Quarantine, StagedAt: &in.StagedAt}
 		if n, ok := firstVersion[in.ID]; ok {
 			g.FirstVersion = &n
+		}
+		if n, ok := duplicateOf[in.ID]; ok {
+			g.FirstVersion, g.DuplicateOf = &n, &n
 		}
 		ingested = ingested || g.Current
 		h.Generations = append(h.Generations, g)

@@ -30,6 +30,16 @@ func Status(ctx context.Context, reg *registry.Registry, d *dataset.Definition) 
 		}
 		st.Rows.Duplicate += v.Duplicate
 	}
+	dups, err := reg.DuplicateBatches(ctx, d.Name)
+	if err != nil {
+		return st, err
+	}
+	for _, b := range dups {
+		for _, s := range b.Sources {
+			share[s.IngestID] = s
+		}
+		st.Rows.Duplicate += b.Duplicate
+	}
 	ingests, err := reg.Ingests(ctx, d.Name)
 	if err != nil {
 		return st, err
@@ -37,7 +47,7 @@ func Status(ctx context.Context, reg *registry.Registry, d *dataset.Definition) 
 	for _, in := range ingests {
 		src, versioned := share[in.ID]
 		st.Uploads = append(st.Uploads, Upload{Ingest: in, Duplicate: src.Duplicate, Status: ingestStatus(in, src, versioned)})
-		st.Rows.Accepted += in.Accepted
+		st.Rows.Accepted += in.Accepted - src.Duplicate // rows the dataset gained
 		st.Rows.Rejected += in.Rejected
 		st.Rows.Sources++
 		if !versioned {

@@ -106,6 +106,21 @@ type Version struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// DuplicateBatch is a batch of sources that added no row: every row was
+// in version Of already. It takes the sources out of the waiting rows
+// without cutting an empty version (nothing would train on it).
+type DuplicateBatch struct {
+	ID      string `json:"id"` // names the batch by its parent and sources
+	Dataset string `json:"dataset"`
+	// Of is the version that holds the rows already (the batch's parent).
+	Of      int             `json:"of"`
+	OfHash  string          `json:"of_hash"`
+	Sources []VersionSource `json:"sources"`
+	// Duplicate counts the batch's rows.
+	Duplicate int       `json:"duplicate"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
 // Metrics are scores on held-out rows.
 type Metrics = events.Metrics
 

@@ -21,11 +21,12 @@ const (
 	colPromotions  = "promotions"
 	colDeadLetters = "deadletters"
 	colWebhooks    = "webhook_deliveries"
+	colDuplicates  = "duplicate_batches"
 )
 
 // Collections lists every collection, for setup (indexes) and tests.
 func Collections() []string {
-	return []string{colIngests, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks}
+	return []string{colIngests, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks, colDuplicates}
 }
 
 // Registry reads and writes Refit's records.
@@ -157,6 +158,17 @@ func (r *Registry) LatestVersion(ctx context.Context, ds string) (Version, error
 // Versions returns every version, oldest first.
 func (r *Registry) Versions(ctx context.Context, ds string) ([]Version, error) {
 	return list[Version](ctx, r, colVersions, ds+"/")
+}
+
+// AddDuplicateBatch records a batch whose rows were all in the dataset
+// already; one per batch (a repeat is store.ErrDuplicate).
+func (r *Registry) AddDuplicateBatch(ctx context.Context, b DuplicateBatch) error {
+	return r.insert(ctx, colDuplicates, versionKey(b.Dataset, b.Of)+"/"+b.ID, b)
+}
+
+// DuplicateBatches returns a dataset's duplicate batches, oldest first.
+func (r *Registry) DuplicateBatches(ctx context.Context, ds string) ([]DuplicateBatch, error) {
+	return list[DuplicateBatch](ctx, r, colDuplicates, ds+"/")
 }
 
 // AddRun records a run; one per (spec, data).

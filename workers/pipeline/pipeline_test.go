@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/gateway"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store"
@@ -50,17 +51,34 @@ func TestSameFileTwiceIngestsNothingNew(t *testing.T) {
 	require.Equal(t, before, p.state())
 
 	// Same bytes under another name: a new source whose rows are all
-	// duplicates. The version that takes it has its parent's content, so
-	// its parent's hash, and nothing is trained again.
-	p.q.Publish(context.Background(), p.upload("copy.csv", 1, 700, 0))
+	// duplicates. No version is cut (it would have its parent's content
+	// and never be trained); the batch is recorded as duplicates of v1,
+	// and a reconcile pass does not take it again.
+	copied := p.upload("copy.csv", 1, 700, 0)
+	p.q.Publish(context.Background(), copied)
 	p.drain()
+	p.reconcile()
 	after := p.state()
 	require.Equal(t, before.Runs, after.Runs)
 	require.Len(t, after.Ingests, 2)
 	require.Contains(t, strings.Join(after.Ingests, "\n"), "copy.csv#")
-	require.Len(t, after.Versions, 2)
-	v1 := strings.Fields(before.Versions[0])
-	require.Equal(t, []string{"v2", v1[1], "700/700"}, strings.Fields(after.Versions[1]))
+	require.Equal(t, before.Versions, after.Versions, "a batch of duplicates must not become a version")
+	dups, err := p.reg.DuplicateBatches(context.Background(), "housing")
+	require.NoError(t, err)
+	require.Len(t, dups, 1)
+	require.Equal(t, 1, dups[0].Of)
+	require.Equal(t, 700, dups[0].Duplicate)
+	require.Len(t, dups[0].Sources, 1)
+	require.Equal(t, copied.Name, dups[0].Sources[0].Source.Object)
+	require.Equal(t, 0, dups[0].Sources[0].Rows)
+
+	// The dataset holds 700 rows: accepted counts rows gained, not rows
+	// that passed validation twice.
+	st, err := gateway.Status(context.Background(), p.reg, p.def)
+	require.NoError(t, err)
+	require.Equal(t, 700, st.Rows.Accepted)
+	require.Equal(t, 700, st.Rows.Duplicate)
+	require.Equal(t, 0, st.StagedRows)
 }
 
 // scenario feeds the pipeline: uploads and corrections, each followed by
