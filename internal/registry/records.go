@@ -98,6 +98,11 @@ type Version struct {
 	// Blobs hold the rows in order: the parent's blobs, then this version's
 	// new rows (staged CSV).
 	Blobs []string `json:"blobs"`
+	// BlobRows and BlobHashes are each blob's row count and SHA-256, in
+	// Blobs' order, so a reader can tell a truncated or altered blob
+	// (absent on versions cut before they were recorded).
+	BlobRows   []int    `json:"blob_rows,omitempty"`
+	BlobHashes []string `json:"blob_hashes,omitempty"`
 	// Sources are the sources new in this version.
 	Sources []VersionSource `json:"sources"`
 	// Specs are the model spec hashes defined when the version was cut:

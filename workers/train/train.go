@@ -141,8 +141,19 @@ func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Ve
 		return errors.Join(errs...)
 	}
 
+	checks, err := w.blobChecks(ctx, v)
+	var corrupt *CorruptBlobError
+	if errors.As(err, &corrupt) {
+		return errors.Join(append(errs, bus.Permanent(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, err)))...)
+	}
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	// Every blob is checked against its version while it streams: a short
+	// or altered blob fails the run instead of training on other data.
+	rows := verifiedOpener{Opener: w.bucket, checks: checks}
 	start := time.Now()
-	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TrainSplit))
+	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanSplit(ctx, rows, v.Blobs, dataset.TrainSplit))
 	var done []fitted
 	var ps []*model.Predictor
 	for i, spec := range todo {
@@ -161,7 +172,7 @@ func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Ve
 	if len(ps) == 0 {
 		return errors.Join(errs...)
 	}
-	ms, err := model.EvaluateEach(ctx, ps, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TestSplit))
+	ms, err := model.EvaluateEach(ctx, ps, d.ScanSplit(ctx, rows, v.Blobs, dataset.TestSplit))
 	if err != nil {
 		return errors.Join(append(errs, w.fitError(fmt.Errorf("score on %s/v%d: %w", d.Name, v.Number, err)))...)
 	}

@@ -316,6 +316,9 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 		Rows: parent.Rows, TrainRows: parent.TrainRows, TestRows: parent.TestRows,
 		Blobs: slices.Clone(parent.Blobs), CreatedAt: w.now(),
 	}
+	if len(parent.BlobHashes) == len(parent.Blobs) { // else cut before they were recorded
+		v.BlobRows, v.BlobHashes = slices.Clone(parent.BlobRows), slices.Clone(parent.BlobHashes)
+	}
 	for i, in := range batch {
 		ids[i] = in.ID
 	}
@@ -382,6 +385,9 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	whole := sha256.Sum256([]byte(parent.Hash + ":" + contentHash))
 	v.Hash = hex.EncodeToString(whole[:])
 	v.Blobs = append(v.Blobs, name)
+	if len(v.BlobHashes) == len(v.Blobs)-1 {
+		v.BlobRows, v.BlobHashes = append(v.BlobRows, v.NewRows), append(v.BlobHashes, contentHash)
+	}
 	return v, nil
 }
 
