@@ -48,6 +48,9 @@ type Ingest struct {
 	Accepted int `json:"accepted"`
 	TestRows int `json:"test_rows"` // of the accepted
 	Rejected int `json:"rejected"`
+	// RejectedLines are the physical lines the rejected records span: an
+	// unbalanced quote makes one record of every line after it.
+	RejectedLines int `json:"rejected_lines,omitempty"`
 	// Chunk holds the accepted rows (staged CSV); empty when none.
 	Chunk string `json:"chunk,omitempty"`
 	// Quarantine lists the rejected rows with reasons; empty when none.

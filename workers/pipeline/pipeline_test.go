@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store"
+	"github.com/refit-ml/refit/internal/synth"
 )
 
 func TestUploadBecomesAPromotedModel(t *testing.T) {
@@ -418,4 +420,35 @@ func TestOverlappingFilesAreDeduplicatedAtTheCut(t *testing.T) {
 		return nil
 	}))
 	require.Len(t, seen, 700)
+}
+
+// TestUnbalancedQuoteIsCountedAndLocated: a quote never closed swallows
+// every line after it into one record; the ingest counts the record and the
+// lines it took, and the quarantine report names the lines.
+func TestUnbalancedQuoteIsCountedAndLocated(t *testing.T) {
+	p, bucket, _ := freshPipeline(t, 500)
+	var buf bytes.Buffer
+	require.NoError(t, synth.Housing{Seed: 7}.Write(&buf, 100))
+	lines := strings.SplitAfter(buf.String(), "\n")
+	// Line 42 (a row) gets an opening quote in its street: lines 42..101
+	// become one record.
+	lines[41] = strings.Replace(lines[41], ",", `,"`, 5)
+	p.q.Publish(context.Background(), p.put("quote.csv", []byte(strings.Join(lines, ""))))
+	p.drain()
+	ingests, err := p.reg.Ingests(context.Background(), "housing")
+	require.NoError(t, err)
+	require.Len(t, ingests, 1)
+	in := ingests[0]
+	require.Equal(t, 40, in.Accepted)
+	require.Equal(t, 1, in.Rejected)
+	require.Equal(t, 60, in.RejectedLines, "every line the record swallowed is counted")
+	require.Equal(t, 101, 1+in.Accepted+in.RejectedLines, "header, accepted and rejected lines cover the file")
+	rc, err := bucket.Open(context.Background(), in.Quarantine)
+	require.NoError(t, err)
+	defer rc.Close()
+	recs, err := csv.NewReader(rc).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	require.Equal(t, "42", recs[1][0])
+	require.Contains(t, recs[1][1], "lines 42-101")
 }
