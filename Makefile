@@ -10,7 +10,7 @@ run: build
 	./$(BIN) run
 
 build:
-	$(GO) build -o $(BIN) ./cmd/refit
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/refit
 
 ## test: the gate, then every test with the race detector (emulators started by the tests)
 test: gate

@@ -3,11 +3,12 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/refit-ml/refit/client"
 )
 
 // Freshness is one upload's way from the start of its upload to the first
@@ -39,23 +40,20 @@ func MeasureFreshness(ctx context.Context, base string, n int) ([]Freshness, err
 		version := i + 1 // each file fills batch_size (500) on its own: one version per upload
 		f := Freshness{Upload: i + 1}
 		t0 := time.Now()
-		if err := Upload(ctx, p.url, name, bytes.NewReader(csv)); err != nil {
+		c := client.New(p.url)
+		if _, err := c.Upload(ctx, "housing", name, bytes.NewReader(csv), int64(len(csv))); err != nil {
 			return all, err
 		}
 		// Poll the served model; stop early when both decisions are in and
 		// neither promoted (then no model trained on this file will serve).
 		for polls := 0; ; polls++ {
-			var st ModelStatus
-			if err := GetJSON(ctx, p.url+"/v1/models/housing", &st); err != nil {
+			st, err := c.Model(ctx, "housing")
+			if err != nil {
 				return all, err
 			}
 			if st.Model != nil && st.Model.DatasetVersion >= version {
-				var out struct {
-					Model struct {
-						DatasetVersion int `json:"dataset_version"`
-					} `json:"model"`
-				}
-				if err := PostJSON(ctx, p.url+"/v1/models/housing:predict", json.RawMessage(predictBody[0]), &out); err != nil {
+				out, err := c.PredictJSON(ctx, "housing", predictBody[0])
+				if err != nil {
 					return all, err
 				}
 				if out.Model.DatasetVersion >= version {
@@ -64,7 +62,7 @@ func MeasureFreshness(ctx context.Context, base string, n int) ([]Freshness, err
 				}
 			}
 			if polls%50 == 49 {
-				if _, err := WaitDecided(ctx, p.url, version, 2, 0); err == nil {
+				if _, err := WaitDecided(ctx, c, version, 2, 0); err == nil {
 					break // decided, nothing promoted: the champion stayed
 				}
 			}
@@ -73,7 +71,7 @@ func MeasureFreshness(ctx context.Context, base string, n int) ([]Freshness, err
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
-		proms, err := WaitDecided(ctx, p.url, version, 2, 60*time.Second)
+		proms, err := WaitDecided(ctx, c, version, 2, 60*time.Second)
 		if err != nil {
 			return all, err
 		}
@@ -87,8 +85,8 @@ func MeasureFreshness(ctx context.Context, base string, n int) ([]Freshness, err
 				f.PromotedMS = ms(pr.PromotedAt.Sub(t0))
 			}
 		}
-		var ds DatasetStatus
-		if err := GetJSON(ctx, p.url+"/v1/datasets/housing", &ds); err != nil {
+		ds, err := c.Dataset(ctx, "housing")
+		if err != nil {
 			return all, err
 		}
 		for _, in := range ds.Ingests {
@@ -101,8 +99,8 @@ func MeasureFreshness(ctx context.Context, base string, n int) ([]Freshness, err
 				f.VersionMS = ms(v.CreatedAt.Sub(t0))
 			}
 		}
-		var runs RunsPage
-		if err := GetJSON(ctx, p.url+"/v1/datasets/housing/runs?limit=100", &runs); err != nil {
+		runs, err := c.Runs(ctx, "housing", client.RunsQuery{Limit: 100})
+		if err != nil {
 			return all, err
 		}
 		for _, r := range runs.Runs {

@@ -25,6 +25,7 @@ import (
 	"github.com/refit-ml/refit/workers"
 	"github.com/refit-ml/refit/workers/preprocess"
 	"github.com/refit-ml/refit/workers/promote"
+	"github.com/refit-ml/refit/workers/serve"
 	"github.com/refit-ml/refit/workers/train"
 	"github.com/refit-ml/refit/workers/version"
 )
@@ -87,7 +88,7 @@ func refitMetrics(t *testing.T) map[string]metricInfo {
 	must(version.New(deps))
 	must(train.New(train.Config{Deps: deps}))
 	must(promote.New(deps))
-	models := gateway.NewModels(catalog, bucket, reg, logger, rec)
+	models := serve.NewModels(catalog, bucket, reg, logger, rec)
 
 	out := map[string]metricInfo{}
 	for _, c := range rec.collectors {

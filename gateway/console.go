@@ -69,7 +69,8 @@ type consoleInput struct {
 	Min, Max                *float64
 	Step                    string
 	Choices                 []string // datalist: the definition's choices or the champion's one-hot levels
-	Example                 string
+	Example                 string   // a placeholder: the champion's typical value, or one within the range
+	Rule                    string   // what the field takes, in words, for the error message
 }
 
 type consolePage struct {
@@ -83,7 +84,7 @@ type consolePage struct {
 	Champion   *registry.Promotion
 	Status     *DatasetStatus
 	Runs       []registry.Run
-	Decisions  map[string]registry.Decision
+	Decisions  map[string]registry.Standing
 	Promotions []registry.Promotion
 	Chart      *rmseChart
 	Corrected  int
@@ -196,10 +197,10 @@ func (s *Server) consolePredict(r *http.Request, p *consolePage) (string, error)
 		return "", err
 	}
 	p.Title, p.Active = d.Name+": predict", "predict"
-	levels := s.championLevels(r, p.Champion)
+	levels, examples := s.championLevels(r, p.Champion)
 	for _, c := range d.Kept() {
 		in := consoleInput{Name: c.Name, Type: c.Type, Description: c.Description, Numeric: dataset.IsNumeric(c),
-			Optional: c.Optional, Min: c.Min, Max: c.Max, Choices: c.Choices}
+			Optional: c.Optional, Min: c.Min, Max: c.Max, Choices: c.Choices, Example: examples[c.Name]}
 		if in.Numeric {
 			in.Step = "any"
 			switch c.Type {
@@ -212,32 +213,99 @@ func (s *Server) consolePredict(r *http.Request, p *consolePage) (string, error)
 		} else if len(in.Choices) == 0 {
 			in.Choices = levels[c.Name]
 		}
+		in.Example, in.Rule = exampleOf(c, in, examples[c.Name])
 		p.Inputs = append(p.Inputs, in)
 	}
 	return "predict", nil
 }
 
 // championLevels reads the values the champion knows for each string
-// column (its one-hot levels): a cheap datalist for the form. A failure
-// only costs the suggestions.
-func (s *Server) championLevels(r *http.Request, champ *registry.Promotion) map[string][]string {
-	out := map[string][]string{}
+// column (its one-hot levels): a cheap datalist for the form; and a
+// typical value per column (the training mean, the most frequent level)
+// to show as an example. A failure only costs the suggestions.
+func (s *Server) championLevels(r *http.Request, champ *registry.Promotion) (levels map[string][]string, examples map[string]string) {
+	levels, examples = map[string][]string{}, map[string]string{}
 	if champ == nil {
-		return out
+		return levels, examples
 	}
 	art, err := model.Load(r.Context(), s.bucket, champ.Artifact, champ.Checksum)
 	if err != nil {
 		s.log.Warn("console: champion artifact unreadable; no suggestions", "artifact", champ.Artifact, "err", err)
-		return out
+		return levels, examples
 	}
 	for _, t := range art.Transforms {
-		if t.OneHot != nil {
+		switch {
+		case t.OneHot != nil:
 			vals := append([]string{t.OneHot.Reference}, t.OneHot.Levels...)
 			slices.Sort(vals)
-			out[t.Column] = slices.Compact(vals)
+			levels[t.Column] = slices.Compact(vals)
+			examples[t.Column] = t.OneHot.Reference
+		case t.Numeric != nil && !math.IsNaN(t.Numeric.Mean) && !math.IsInf(t.Numeric.Mean, 0):
+			examples[t.Column] = strconv.FormatFloat(t.Numeric.Mean, 'f', -1, 64)
 		}
 	}
-	return out
+	return levels, examples
+}
+
+// exampleOf returns a value to show as the field's placeholder and the
+// rule the field must meet, said in words for the error message.
+func exampleOf(c dataset.Column, in consoleInput, typical string) (example, rule string) {
+	fnum := func(p *float64) string { return strconv.FormatFloat(*p, 'f', -1, 64) }
+	switch {
+	case c.Type == dataset.TypeBool:
+		return "0 or 1", "0 or 1"
+	case in.Numeric:
+		kind := "a number"
+		if c.Type == dataset.TypeInt {
+			kind = "a whole number"
+		}
+		switch {
+		case in.Min != nil && in.Max != nil:
+			rule = fmt.Sprintf("%s from %s to %s", kind, fnum(in.Min), fnum(in.Max))
+		case in.Min != nil:
+			rule = fmt.Sprintf("%s of at least %s", kind, fnum(in.Min))
+		case in.Max != nil:
+			rule = fmt.Sprintf("%s of at most %s", kind, fnum(in.Max))
+		default:
+			rule = kind
+		}
+		if v, err := strconv.ParseFloat(typical, 64); err == nil {
+			if c.Type == dataset.TypeInt {
+				v = math.Round(v)
+			} else {
+				v = math.Round(v*100) / 100
+			}
+			if (in.Min == nil || v >= *in.Min) && (in.Max == nil || v <= *in.Max) {
+				return strconv.FormatFloat(v, 'f', -1, 64), rule
+			}
+		}
+		switch {
+		case in.Min != nil && in.Max != nil:
+			v := (*in.Min + *in.Max) / 2
+			if c.Type == dataset.TypeInt {
+				v = math.Round(v)
+			}
+			return strconv.FormatFloat(v, 'f', -1, 64), rule
+		case in.Min != nil:
+			return fnum(in.Min), rule
+		}
+		return "", rule
+	default:
+		switch {
+		case len(c.Choices) > 0:
+			rule = "one of the listed values"
+		case c.Pattern != "":
+			rule = "text matching " + c.Pattern
+		case c.MaxLength > 0:
+			rule = fmt.Sprintf("text of at most %d characters", c.MaxLength)
+		default:
+			rule = "text"
+		}
+		if typical == "" && len(in.Choices) > 0 {
+			typical = in.Choices[0]
+		}
+		return typical, rule
+	}
 }
 
 func (s *Server) consolePipeline(r *http.Request, p *consolePage) (string, error) {
@@ -267,13 +335,12 @@ func (s *Server) consolePipeline(r *http.Request, p *consolePage) (string, error
 	if err != nil {
 		return "", err
 	}
-	p.Decisions = map[string]registry.Decision{}
-	for _, dec := range decisions {
-		dec.Status = dec.DecisionStatus()
-		p.Decisions[dec.RunID] = dec
-	}
 	if p.Promotions, err = s.reg.Promotions(ctx, d.Name); err != nil {
 		return "", err
+	}
+	p.Decisions = map[string]registry.Standing{}
+	for _, st := range registry.Standings(decisions, p.Promotions) {
+		p.Decisions[st.RunID] = st
 	}
 	slices.SortFunc(p.Promotions, func(a, b registry.Promotion) int { return cmp.Compare(b.Sequence, a.Sequence) })
 	p.Chart = newRMSEChart(p.Runs)

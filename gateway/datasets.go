@@ -399,7 +399,7 @@ func (s *Server) handleModelStatus() http.Handler {
 		}
 		out := map[string]any{"name": d.Name, "ready": false, "model": nil}
 		if cur := s.models.Current(d.Name); cur != nil {
-			out["ready"], out["model"] = true, infoOf(cur)
+			out["ready"], out["model"] = true, cur.Info()
 		}
 		writeJSON(w, http.StatusOK, out)
 	})

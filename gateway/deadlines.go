@@ -62,7 +62,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g := &guardedRequest{ResponseWriter: w}
-	g.body = guardedBody{body: r.Body, rc: rc, timeout: s.cfg.BodyTimeout, writeTimeout: s.cfg.Timeout}
+	g.body = guardedBody{body: r.Body, w: w, timeout: s.cfg.BodyTimeout, writeTimeout: s.cfg.Timeout}
 	g.body.deadline = time.Now().Add(s.cfg.BodyTimeout)
 	_ = rc.SetReadDeadline(g.body.deadline)
 	// The body is replaced in place rather than on a copy of the request:
@@ -113,7 +113,7 @@ func (g *guardedRequest) Unwrap() http.ResponseWriter { return g.ResponseWriter 
 // a client must average the rate and never pause longer than stall.
 type guardedBody struct {
 	body         io.ReadCloser
-	rc           *http.ResponseController
+	w            http.ResponseWriter // for its ResponseController, made per call so it stays on the stack
 	timeout      time.Duration
 	writeTimeout time.Duration
 	deadline     time.Time
@@ -130,7 +130,7 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 		if limit := now.Add(b.stall); b.deadline.After(limit) {
 			b.deadline = limit
 		}
-		_ = b.rc.SetReadDeadline(b.deadline)
+		_ = http.NewResponseController(b.w).SetReadDeadline(b.deadline)
 	}
 	switch {
 	case err == nil:
@@ -139,8 +139,9 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 		// Read in full: clear the deadline so that the server's background
 		// read does not cancel the handler's context when it passes, and
 		// give the answer its own time.
-		_ = b.rc.SetReadDeadline(time.Time{})
-		_ = b.rc.SetWriteDeadline(time.Now().Add(b.writeTimeout + b.timeout))
+		rc := http.NewResponseController(b.w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Now().Add(b.writeTimeout + b.timeout))
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if b.rate > 0 {
 			err = &errBodyTimeout{fmt.Sprintf("the upload arrived slower than %.0f bytes/s, or paused longer than %s: the connection is closed", b.rate, b.stall)}
@@ -159,10 +160,11 @@ func (b *guardedBody) Close() error { return b.body.Close() }
 func (b *guardedBody) pace(rate int64, stall time.Duration) {
 	b.rate, b.stall = float64(rate), stall
 	b.deadline = time.Now().Add(stall)
-	_ = b.rc.SetReadDeadline(b.deadline)
+	rc := http.NewResponseController(b.w)
+	_ = rc.SetReadDeadline(b.deadline)
 	// The answer comes once the body is in: until then only the read
 	// deadline bounds the request.
-	_ = b.rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 }
 
 // paceUpload puts an upload's body on the minimum rate; a request that did

@@ -26,6 +26,7 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
+	"github.com/refit-ml/refit/workers/serve"
 )
 
 // housingInstance is a valid housing instance without its closing brace,
@@ -46,7 +47,7 @@ func gzipped(t *testing.T, s string) string {
 // TestHostileInputAnswers is issue 12's items 5, 14, 15 and 19: each bad
 // input gets a 4xx that says what is wrong.
 func TestHostileInputAnswers(t *testing.T) {
-	f := newFixtureWith(t, gateway.Config{MaxBodyBytes: 64 << 10, MaxUploadBytes: 1 << 20}, func(*gateway.Models) gateway.Publisher { return nopPublisher{} })
+	f := newFixtureWith(t, gateway.Config{MaxBodyBytes: 64 << 10, MaxUploadBytes: 1 << 20}, func(*serve.Models) gateway.Publisher { return nopPublisher{} })
 	f.promote(t, "linear-onehot", 300, 1)
 	require.NoError(t, f.models.Refresh(context.Background()))
 	predict := func(extra string) string { return `{"instances":[` + housingInstance + extra + `}]}` }
@@ -189,7 +190,7 @@ func newSlowServer(t *testing.T, cfg gateway.Config) *slowServer {
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	metrics := prometheus.NewRegistry()
-	models := gateway.NewModels(catalog, bucket, reg, logger, metrics)
+	models := serve.NewModels(catalog, bucket, reg, logger, metrics)
 	srv, err := gateway.NewServer(cfg, gateway.Deps{Datasets: catalog, Registry: reg, Bucket: bucket,
 		Publisher: nopPublisher{}, Models: models, Logger: logger, Metrics: metrics})
 	require.NoError(t, err)

@@ -14,14 +14,6 @@ import (
 	"github.com/refit-ml/refit/internal/registry"
 )
 
-// Ingest statuses of an uploaded generation.
-const (
-	ingestAccepted  = "accepted"  // some rows accepted (others may be rejected or duplicates)
-	ingestRejected  = "rejected"  // no row accepted: the file or every row was invalid
-	ingestDuplicate = "duplicate" // every valid row was in the dataset already (known once versioned)
-	ingestPending   = "pending"   // stored, not ingested yet
-)
-
 type objectGeneration struct {
 	Generation int64      `json:"generation"`
 	Current    bool       `json:"current"` // the object's content now
@@ -116,73 +108,35 @@ func (s *Server) objectHistory(r *http.Request, ds, name string) (objectHistory,
 	if err != nil && !errors.Is(err, blob.ErrNotExist) {
 		return h, err
 	}
-	ingests, err := s.reg.Ingests(ctx, ds)
+	uploads, _, err := s.reg.Uploads(ctx, ds)
 	if err != nil {
 		return h, err
 	}
-	versions, err := s.reg.Versions(ctx, ds)
-	if err != nil {
-		return h, err
-	}
-	firstVersion := map[string]int{}
-	share := map[string]registry.VersionSource{}
-	for _, v := range versions {
-		for _, src := range v.Sources {
-			if _, ok := firstVersion[src.IngestID]; !ok {
-				firstVersion[src.IngestID] = v.Number
-				share[src.IngestID] = src
-			}
-		}
-	}
-	dups, err := s.reg.DuplicateBatches(ctx, ds)
-	if err != nil {
-		return h, err
-	}
-	duplicateOf := map[string]int{}
-	for _, b := range dups {
-		for _, src := range b.Sources {
-			duplicateOf[src.IngestID], share[src.IngestID] = b.Of, src
-		}
-	}
-	ingests = slices.DeleteFunc(ingests, func(in registry.Ingest) bool {
-		return in.Source.Kind != registry.SourceObject || in.Source.Object != name
+	uploads = slices.DeleteFunc(uploads, func(u registry.Upload) bool {
+		return u.Source.Kind != registry.SourceObject || u.Source.Object != name
 	})
-	slices.SortFunc(ingests, func(a, b registry.Ingest) int {
+	slices.SortFunc(uploads, func(a, b registry.Upload) int {
 		return cmp.Or(a.SourceTime.Compare(b.SourceTime), cmp.Compare(a.Source.Generation, b.Source.Generation))
 	})
 	ingested := false
-	for _, in := range ingests {
-		src, versioned := share[in.ID]
+	for _, in := range uploads {
 		g := objectGeneration{Generation: in.Source.Generation, Current: exists && in.Source.Generation == current.Generation,
-			Status: ingestStatus(in, src, versioned), Reason: in.Reason, IngestID: in.ID, Accepted: in.Accepted, Rejected: in.Rejected,
-			Duplicate: src.Duplicate, Quarantine: in.Quarantine, StagedAt: &in.StagedAt}
-		if n, ok := firstVersion[in.ID]; ok {
-			g.FirstVersion = &n
+			Status: in.Status, Reason: in.Reason, IngestID: in.ID, Accepted: in.Accepted, Rejected: in.Rejected,
+			Duplicate: in.Duplicate, Quarantine: in.Quarantine, StagedAt: &in.StagedAt}
+		if in.FirstVersion != 0 {
+			g.FirstVersion = &in.FirstVersion
 		}
-		if n, ok := duplicateOf[in.ID]; ok {
-			g.FirstVersion, g.DuplicateOf = &n, &n
+		if in.DuplicateOf != 0 {
+			g.DuplicateOf = &in.DuplicateOf
 		}
 		ingested = ingested || g.Current
 		h.Generations = append(h.Generations, g)
 	}
 	if exists && !ingested {
-		h.Generations = append(h.Generations, objectGeneration{Generation: current.Generation, Current: true, Status: ingestPending})
+		h.Generations = append(h.Generations, objectGeneration{Generation: current.Generation, Current: true, Status: registry.UploadPending})
 	}
 	if len(h.Generations) == 0 {
 		return h, errorf(http.StatusNotFound, "no upload %q in dataset %q", name, ds)
 	}
 	return h, nil
-}
-
-// ingestStatus judges a generation by its ingest and, once versioned, its
-// share of the version (duplicates are found when a version is cut).
-func ingestStatus(in registry.Ingest, share registry.VersionSource, versioned bool) string {
-	switch {
-	case in.Reason != "" || in.Accepted == 0:
-		return ingestRejected
-	case versioned && share.Rows == 0:
-		return ingestDuplicate
-	default:
-		return ingestAccepted
-	}
 }

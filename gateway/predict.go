@@ -10,29 +10,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/workers/serve"
 )
-
-type modelInfo struct {
-	ID             string    `json:"id"`
-	Spec           string    `json:"spec"`
-	DatasetVersion int       `json:"dataset_version"`
-	DatasetHash    string    `json:"dataset_hash"`
-	Sequence       int64     `json:"sequence"`
-	PromotedAt     time.Time `json:"promoted_at"`
-	Checksum       string    `json:"checksum"`
-}
 
 type predictResponse struct {
 	Predictions []float64 `json:"predictions"`
 	// PredictionIDs name each prediction, for a correction (predictions.go).
-	PredictionIDs []string  `json:"prediction_ids"`
-	Model         modelInfo `json:"model"`
-}
-
-func infoOf(s *Serving) modelInfo {
-	p := s.Promotion
-	return modelInfo{ID: p.RunID, Spec: p.Spec, DatasetVersion: p.Version, DatasetHash: p.VersionHash,
-		Sequence: p.Sequence, PromotedAt: p.PromotedAt, Checksum: p.Checksum}
+	PredictionIDs []string   `json:"prediction_ids"`
+	Model         serve.Info `json:"model"`
 }
 
 // predictTarget is what the predict path needs per dataset, resolved once:
@@ -106,14 +91,14 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request, t *predictTarge
 
 // answer predicts the request's instances with serving and writes the
 // answer, or returns the error to answer instead.
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, t *predictTarget, serving *Serving, p *predictDecoder) error {
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, t *predictTarget, serving *serve.Serving, p *predictDecoder) error {
 	if err := p.readBody(w, r, s.cfg.MaxBodyBytes); err != nil {
 		return err
 	}
 	if err := p.decode(t.schema, s.cfg.MaxInstances); err != nil {
 		return err
 	}
-	text, stored, err := p.rows(serving.required(t.schema.def), serving.Predictor)
+	text, stored, err := p.rows(serving.Required(t.schema.def), serving.Predictor)
 	if err != nil {
 		return err
 	}
@@ -121,7 +106,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, t *predictTarget
 		return err
 	}
 	p.ids = s.preds.add(t.schema, text, stored, p.ends, p.preds, p.ids[:0])
-	p.out = appendPredictResponse(p.out[:0], p.preds, p.ids, serving.modelJSON())
+	p.out = appendPredictResponse(p.out[:0], p.preds, p.ids, serving.InfoJSON())
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(p.out)

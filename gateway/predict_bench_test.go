@@ -22,6 +22,7 @@ import (
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
+	"github.com/refit-ml/refit/workers/serve"
 )
 
 // BenchmarkPredictHandler serves predict requests in-process (no network)
@@ -81,7 +82,7 @@ func benchGateway(b *testing.B) *gateway.Server {
 	reg := registry.New(memory.New())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	metrics := prometheus.NewRegistry()
-	models := gateway.NewModels(catalog, bucket, reg, logger, metrics)
+	models := serve.NewModels(catalog, bucket, reg, logger, metrics)
 	srv, err := gateway.NewServer(gateway.Config{}, gateway.Deps{Datasets: catalog, Registry: reg, Bucket: bucket,
 		Publisher: nopPublisher{}, Models: models, Logger: logger, Metrics: metrics})
 	if err != nil {

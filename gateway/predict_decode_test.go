@@ -17,6 +17,7 @@ import (
 
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers/serve"
 )
 
 // decodeTestDefinition has a column of each kind the decoder treats
@@ -395,7 +396,7 @@ func TestPredictDecodeValues(t *testing.T) {
 }
 
 func TestPredictResponseIsEncodingJSONs(t *testing.T) {
-	s := &Serving{Promotion: registry.Promotion{Dataset: "housing", Sequence: 7, RunID: "run<&>", Spec: "linear-onehot",
+	s := &serve.Serving{Promotion: registry.Promotion{Dataset: "housing", Sequence: 7, RunID: "run<&>", Spec: "linear-onehot",
 		Version: 3, VersionHash: "abc", Checksum: "sha256:00", PromotedAt: time.Date(2026, 11, 23, 11, 0, 0, 123, time.UTC)}}
 	ids := []predictionID{{1, 2, 3, 4, 5, 6, 0x47, 8, 0x89, 10, 11, 12, 13, 14, 15, 16}, {}}
 	for _, preds := range [][]float64{
@@ -408,8 +409,8 @@ func TestPredictResponseIsEncodingJSONs(t *testing.T) {
 		for i, id := range ids {
 			strIDs[i] = id.String()
 		}
-		require.NoError(t, json.NewEncoder(&want).Encode(predictResponse{Predictions: preds, PredictionIDs: strIDs, Model: infoOf(s)}))
-		got := appendPredictResponse(nil, preds, ids, s.modelJSON())
+		require.NoError(t, json.NewEncoder(&want).Encode(predictResponse{Predictions: preds, PredictionIDs: strIDs, Model: s.Info()}))
+		got := appendPredictResponse(nil, preds, ids, s.InfoJSON())
 		require.Equal(t, want.String(), string(got))
 	}
 }

@@ -13,10 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/refit-ml/refit/gateway"
+	"github.com/refit-ml/refit/workers/serve"
 )
 
 func TestPredictAnswers(t *testing.T) {
-	f := newFixtureWith(t, gateway.Config{MaxBodyBytes: 4096, MaxInstances: 3}, func(*gateway.Models) gateway.Publisher { return nopPublisher{} })
+	f := newFixtureWith(t, gateway.Config{MaxBodyBytes: 4096, MaxInstances: 3}, func(*serve.Models) gateway.Publisher { return nopPublisher{} })
 	f.promote(t, "linear-onehot", 300, 1)
 	require.NoError(t, f.models.Refresh(context.Background()))
 	var req struct {

@@ -3,7 +3,6 @@ package gateway
 import (
 	"net/http"
 	"regexp"
-	"slices"
 
 	"github.com/refit-ml/refit/internal/registry"
 )
@@ -25,11 +24,8 @@ func (s *Server) handlePromotions() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		slices.SortFunc(decisions, func(a, b registry.Decision) int { return a.DecidedAt.Compare(b.DecidedAt) })
-		for i := range decisions {
-			decisions[i].Status = decisions[i].DecisionStatus()
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"promotions": proms, "decisions": decisions})
+		// Each decision as it stands now: a person may have promoted the run since.
+		writeJSON(w, http.StatusOK, map[string]any{"promotions": proms, "decisions": registry.Standings(decisions, proms)})
 	})
 }
 

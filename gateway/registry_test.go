@@ -20,11 +20,12 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers/serve"
 )
 
 // following hands model.promoted to the gateway's models at once, as the
 // gateway's own subscription does.
-type following struct{ models *gateway.Models }
+type following struct{ models *serve.Models }
 
 func (p following) Publish(ctx context.Context, e events.Event) error {
 	if pe, ok := e.(*events.ModelPromoted); ok {
@@ -33,7 +34,7 @@ func (p following) Publish(ctx context.Context, e events.Event) error {
 	return nil
 }
 
-func follow(m *gateway.Models) gateway.Publisher { return following{m} }
+func follow(m *serve.Models) gateway.Publisher { return following{m} }
 
 // addRun fits spec on the first n rows and records it as a run of version 1.
 func (f *fixture) addRun(t *testing.T, spec string, n int, created time.Time) registry.Run {
@@ -391,4 +392,74 @@ func TestHubDropsASubscriberThatFallsBehind(t *testing.T) {
 	stop()
 	stop() // twice is fine
 	require.Zero(t, hub.Subscribers())
+}
+
+// A decision is taken once; the API and the console show where the run
+// stands now, after people promoted runs by hand.
+func TestDecisionShowsTheRunsStandingNow(t *testing.T) {
+	f := newFixtureWith(t, gateway.Config{}, follow)
+	ctx := context.Background()
+	a := f.addRun(t, "linear-onehot", 300, time.Now())
+	b := f.addRun(t, "linear-hashed", 300, time.Now())
+	t0 := time.Now().UTC()
+	require.NoError(t, f.reg.AddDecision(ctx, registry.Decision{RunID: a.ID, Dataset: "housing", Status: registry.StatusRejected,
+		Reason: "above promotion.max.rmse", DecidedAt: t0}))
+	require.NoError(t, f.reg.AddDecision(ctx, registry.Decision{RunID: b.ID, Dataset: "housing", Status: registry.StatusAwaitingApproval,
+		Reason: "awaiting approval", DecidedAt: t0.Add(time.Second)}))
+	type standing struct {
+		RunID    string `json:"run_id"`
+		Status   string `json:"status"`
+		Decided  string `json:"decided"`
+		Sequence int64  `json:"sequence"`
+		Champion bool   `json:"champion"`
+	}
+	standings := func() []standing {
+		var out struct{ Decisions []standing }
+		code, _, body := f.call(t, "GET", "/v1/datasets/housing/promotions", "", "")
+		require.Equal(t, http.StatusOK, code, string(body))
+		require.NoError(t, json.Unmarshal(body, &out))
+		return out.Decisions
+	}
+	runStanding := func(id string) standing {
+		var out struct{ Decision standing }
+		code, _, body := f.call(t, "GET", "/v1/runs/"+id, "", "")
+		require.Equal(t, http.StatusOK, code, string(body))
+		require.NoError(t, json.Unmarshal(body, &out))
+		return out.Decision
+	}
+	pipeline := func() string {
+		code, _, body := f.call(t, "GET", "/console/housing/pipeline", "", "")
+		require.Equal(t, http.StatusOK, code, string(body))
+		return string(body)
+	}
+	require.Equal(t, []standing{{a.ID, "rejected", "", 0, false}, {b.ID, "awaiting_approval", "", 0, false}}, standings())
+	require.Contains(t, pipeline(), "awaiting_approval")
+	require.Contains(t, pipeline(), ">rejected<")
+
+	// Promoted by hand although rejected: promoted, and the champion.
+	code, _, out := f.call(t, "POST", "/v1/datasets/housing/promotions", "", `{"run_id":"`+a.ID+`"}`)
+	require.Equal(t, http.StatusCreated, code, string(out))
+	require.Equal(t, []standing{{a.ID, "promoted", "rejected", 1, true}, {b.ID, "awaiting_approval", "", 0, false}}, standings())
+
+	// Approved by hand: no longer awaiting approval, anywhere.
+	code, _, out = f.call(t, "POST", "/v1/datasets/housing/promotions", "", `{"run_id":"`+b.ID+`","actor":"ana","reason":"approved"}`)
+	require.Equal(t, http.StatusCreated, code, string(out))
+	require.Equal(t, []standing{{a.ID, "promoted", "rejected", 1, false}, {b.ID, "promoted", "awaiting_approval", 2, true}}, standings())
+	require.Equal(t, standing{b.ID, "promoted", "awaiting_approval", 2, true}, runStanding(b.ID))
+	require.NotContains(t, pipeline(), "awaiting_approval")
+	require.NotContains(t, pipeline(), ">rejected<")
+}
+
+// Reproducing a run whose rows are gone says so, with a 409 naming the
+// blob, rather than a bare 500.
+func TestReproduceAnUnreadableBlobSaysWhy(t *testing.T) {
+	f := newFixtureWith(t, gateway.Config{}, follow)
+	ctx := context.Background()
+	require.NoError(t, f.reg.AddVersion(ctx, registry.Version{Dataset: "housing", Number: 1, Hash: strings.Repeat("a", 64),
+		Rows: len(f.rows), Blobs: []string{"datasets/housing/rows/gone.csv"}}))
+	run := f.addRun(t, "linear-onehot", 300, time.Now())
+	code, _, body := f.call(t, "POST", "/v1/runs/"+run.ID+"/reproduce", "", "")
+	require.Equal(t, http.StatusConflict, code, string(body))
+	require.Contains(t, string(body), "rows of version 1 cannot be read")
+	require.Contains(t, string(body), "datasets/housing/rows/gone.csv")
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers/train"
 )
 
 // Paging of GET /v1/datasets/{dataset}/runs.
@@ -133,7 +133,8 @@ type runDetail struct {
 	// Params is the model spec the artifact was fitted from.
 	Params        *dataset.ModelSpec `json:"params"`
 	ArtifactError string             `json:"artifact_error,omitempty"`
-	Decision      *registry.Decision `json:"decision"`
+	// Decision is the run's standing now (registry.StandingOf).
+	Decision *registry.Standing `json:"decision"`
 	// Promotions are the sequence numbers at which the run became champion.
 	Promotions []int64          `json:"promotions"`
 	Lineage    registry.Lineage `json:"lineage"`
@@ -156,9 +157,10 @@ func (s *Server) handleRun() http.Handler {
 		} else {
 			out.Params = &art.Spec.Model
 		}
-		switch dec, err := s.reg.Decision(ctx, run.Dataset, run.ID); {
+		var dec *registry.Decision
+		switch d, err := s.reg.Decision(ctx, run.Dataset, run.ID); {
 		case err == nil:
-			out.Decision = &dec
+			dec = &d
 		case !registry.IsNotFound(err):
 			s.fail(w, r, err)
 			return
@@ -167,6 +169,9 @@ func (s *Server) handleRun() http.Handler {
 		if err != nil {
 			s.fail(w, r, err)
 			return
+		}
+		if st, ok := registry.StandingOf(run.ID, dec, proms); ok {
+			out.Decision = &st
 		}
 		for _, p := range proms {
 			if p.RunID == run.ID {
@@ -228,71 +233,28 @@ func (s *Server) handleVersionLineage() http.Handler {
 	})
 }
 
-type reproduction struct {
-	RunID            string  `json:"run_id"`
-	Dataset          string  `json:"dataset"`
-	Spec             string  `json:"spec"`
-	Version          int     `json:"version"`
-	VersionHash      string  `json:"version_hash"`
-	TrainRows        int     `json:"train_rows"`
-	RecordedChecksum string  `json:"recorded_checksum"`
-	Checksum         string  `json:"checksum"`
-	Identical        bool    `json:"identical"`
-	DurationMS       float64 `json:"duration_ms"`
+// Reproducer refits a run from what it recorded (workers/train.Reproducer).
+type Reproducer interface {
+	Reproduce(ctx context.Context, run registry.Run) (train.Reproduction, error)
 }
 
-// handleReproduce refits a run from what was recorded — the version's
-// train split and the spec stored in the artifact — and compares the new
-// artifact's checksum with the recorded one. Artifacts hold no timestamps,
-// so the same code on the same rows gives the same bytes.
+// handleReproduce refits a run and says whether it gives the recorded
+// artifact's bytes.
 func (s *Server) handleReproduce() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		out, err := s.reproduce(r.Context(), r.PathValue("id"))
+		run, err := s.findRun(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out, err := s.repro.Reproduce(r.Context(), run)
+		if errors.Is(err, train.ErrUnreproducible) {
+			err = errorf(http.StatusConflict, "%v", err)
+		}
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
-}
-
-func (s *Server) reproduce(ctx context.Context, id string) (reproduction, error) {
-	run, err := s.findRun(ctx, id)
-	if err != nil {
-		return reproduction{}, err
-	}
-	d, ok := s.datasets.Get(run.Dataset)
-	if !ok {
-		return reproduction{}, s.unknownDataset(run.Dataset)
-	}
-	art, err := model.Load(ctx, s.bucket, run.Artifact, run.Checksum)
-	if errors.Is(err, model.ErrInvalidArtifact) {
-		return reproduction{}, errorf(http.StatusConflict, "run %s: the recorded artifact cannot be used: %v", run.ID, err)
-	}
-	if err != nil {
-		return reproduction{}, err
-	}
-	v, err := s.reg.Version(ctx, run.Dataset, run.Version)
-	if err != nil {
-		return reproduction{}, fmt.Errorf("run %s: version %d: %w", run.ID, run.Version, err)
-	}
-	if v.Hash != run.VersionHash {
-		return reproduction{}, errorf(http.StatusConflict, "run %s was trained on version hash %s, the store has %s", run.ID, run.VersionHash, v.Hash)
-	}
-	start := time.Now()
-	refit, err := model.Fit(ctx, d, art.Spec.Model, d.ScanBlobs(ctx, s.bucket, v.Blobs, dataset.TrainRows))
-	if err != nil {
-		return reproduction{}, err
-	}
-	b, err := refit.Marshal()
-	if err != nil {
-		return reproduction{}, err
-	}
-	sum := model.Checksum(b)
-	s.log.Info("reproduced", "run", run.ID, "dataset", run.Dataset, "identical", sum == run.Checksum)
-	return reproduction{
-		RunID: run.ID, Dataset: run.Dataset, Spec: art.Spec.Name, Version: v.Number, VersionHash: v.Hash, TrainRows: refit.TrainRows,
-		RecordedChecksum: run.Checksum, Checksum: sum, Identical: sum == run.Checksum,
-		DurationMS: float64(time.Since(start).Microseconds()) / 1000,
-	}, nil
 }

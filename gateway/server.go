@@ -22,6 +22,7 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/workers/promote"
+	"github.com/refit-ml/refit/workers/train"
 )
 
 // Datasets finds a dataset's definition.
@@ -116,7 +117,7 @@ type Deps struct {
 	Registry  *registry.Registry
 	Bucket    blob.Bucket
 	Publisher Publisher
-	Models    *Models
+	Models    Models
 	Logger    *slog.Logger
 	Metrics   *prometheus.Registry
 	// Ready reports whether the process can serve (all its parts started).
@@ -124,6 +125,9 @@ type Deps struct {
 	// Promoter promotes by hand; default: promote.NewManual on Registry
 	// and Publisher.
 	Promoter Promoter
+	// Reproducer refits runs; default: train.NewReproducer on Datasets,
+	// Registry and Bucket.
+	Reproducer Reproducer
 	// Events feeds GET /v1/events; default: an empty hub (nothing feeds
 	// it, so the stream only sends heartbeats).
 	Events *Hub
@@ -136,11 +140,12 @@ type Server struct {
 	reg      *registry.Registry
 	bucket   blob.Bucket
 	pub      Publisher
-	models   *Models
+	models   Models
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
 	ready    func() bool
 	promoter Promoter
+	repro    Reproducer
 	hub      *Hub
 	preds    *predictionStore          // instances by prediction ID, for corrections
 	targets  map[string]*predictTarget // per dataset, read-only after NewServer
@@ -164,7 +169,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, datasets: deps.Datasets, reg: deps.Registry, bucket: deps.Bucket, pub: deps.Publisher,
 		models: deps.Models, log: deps.Logger.With("component", "gateway"), gatherer: deps.Metrics, ready: deps.Ready,
-		promoter: deps.Promoter, hub: deps.Events, metrics: newServerMetrics(deps.Metrics), mux: http.NewServeMux(),
+		promoter: deps.Promoter, repro: deps.Reproducer, hub: deps.Events, metrics: newServerMetrics(deps.Metrics), mux: http.NewServeMux(),
 		preds: newPredictionStore(defaultPredictionCap, defaultPredictionTTL, nil),
 	}
 	s.decoders.New = func() any { return new(predictDecoder) }
@@ -179,6 +184,9 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 	}
 	if s.promoter == nil {
 		s.promoter = promote.NewManual(deps.Registry, deps.Bucket, deps.Publisher, deps.Logger)
+	}
+	if s.repro == nil {
+		s.repro = train.NewReproducer(deps.Datasets, deps.Registry, deps.Bucket, deps.Logger)
 	}
 	if s.hub == nil {
 		s.hub = NewHub()
@@ -225,6 +233,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /v1/runs/{id}/reproduce", s.admin(long(s.handleReproduce(), "reproduce")))
 	s.mux.Handle("GET /v1/events", s.handleEvents()) // a stream: no timeout
 	s.mux.Handle("GET /v1/webhooks/deliveries", s.admin(api(s.handleDeliveries())))
+	s.deadLetterRoutes() // GET /v1/deadletters, POST /v1/deadletters/{id}/replay (deadletters.go)
 	s.mux.Handle("GET /v1/models/{name}", api(s.handleModelStatus()))
 	// No TimeoutHandler here: a prediction never waits on I/O past reading
 	// its bounded body (MaxBodyBytes; the server's ReadTimeout covers slow
@@ -273,16 +282,6 @@ func (s *Server) longWrite(h http.Handler) http.Handler {
 func health() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-}
-
-func (s *Server) readiness() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready() || !s.models.Ready() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 }
 

@@ -27,13 +27,14 @@ import (
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/internal/synth"
+	"github.com/refit-ml/refit/workers/serve"
 )
 
 type fixture struct {
 	def    *dataset.Definition
 	reg    *registry.Registry
 	bucket blob.Bucket
-	models *gateway.Models
+	models *serve.Models
 	hub    *gateway.Hub
 	srv    *httptest.Server
 	rows   []dataset.StagedRow
@@ -45,12 +46,12 @@ func (nopPublisher) Publish(context.Context, events.Event) error { return nil }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	return newFixtureWith(t, gateway.Config{}, func(*gateway.Models) gateway.Publisher { return nopPublisher{} })
+	return newFixtureWith(t, gateway.Config{}, func(*serve.Models) gateway.Publisher { return nopPublisher{} })
 }
 
 // newFixtureWith builds the fixture with a configuration and a publisher
 // made for its models.
-func newFixtureWith(t *testing.T, cfg gateway.Config, pub func(*gateway.Models) gateway.Publisher) *fixture {
+func newFixtureWith(t *testing.T, cfg gateway.Config, pub func(*serve.Models) gateway.Publisher) *fixture {
 	t.Helper()
 	b, err := os.ReadFile("../schemas/datasets/housing.json")
 	require.NoError(t, err)
@@ -63,7 +64,7 @@ func newFixtureWith(t *testing.T, cfg gateway.Config, pub func(*gateway.Models) 
 	reg := registry.New(memory.New())
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	metrics := prometheus.NewRegistry()
-	models := gateway.NewModels(catalog, bucket, reg, logger, metrics)
+	models := serve.NewModels(catalog, bucket, reg, logger, metrics)
 	hub := gateway.NewHub()
 	srv, err := gateway.NewServer(cfg, gateway.Deps{Datasets: catalog, Registry: reg, Bucket: bucket,
 		Publisher: pub(models), Models: models, Logger: logger, Metrics: metrics, Events: hub})
@@ -209,4 +210,43 @@ func TestCorruptArtifactIsNotServed(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// One dataset's unreadable champion does not keep the gateway unready:
+// /readyz is 200 and names the promotion that did not load.
+func TestReadyzReportsAModelThatDoesNotLoad(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	good := f.promote(t, "linear-onehot", 300, 1)
+	bad := good
+	bad.Sequence, bad.RunID, bad.Checksum = 2, "00000000000000b2", "sha256:"+fmt.Sprintf("%064d", 0)
+	require.NoError(t, f.reg.AddPromotion(ctx, bad))
+	require.ErrorIs(t, f.models.Refresh(ctx), model.ErrInvalidArtifact)
+
+	resp, err := http.Get(f.srv.URL + "/readyz")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var body struct {
+		Status   string
+		Datasets []struct {
+			Dataset  string
+			Sequence int64
+			Failed   []struct {
+				Sequence int64
+				RunID    string `json:"run_id"`
+				Error    string
+			}
+		}
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	require.Equal(t, "ready", body.Status)
+	require.Len(t, body.Datasets, 1)
+	ds := body.Datasets[0]
+	require.Equal(t, "housing", ds.Dataset)
+	require.Equal(t, int64(1), ds.Sequence, "the older model serves")
+	require.Len(t, ds.Failed, 1)
+	require.Equal(t, int64(2), ds.Failed[0].Sequence)
+	require.Equal(t, bad.RunID, ds.Failed[0].RunID)
+	require.Contains(t, ds.Failed[0].Error, "checksum")
 }

@@ -15,43 +15,25 @@ func Status(ctx context.Context, reg *registry.Registry, d *dataset.Definition) 
 	for _, m := range d.Models {
 		st.Models = append(st.Models, m.Name)
 	}
-	versions, err := reg.Versions(ctx, d.Name)
+	uploads, versions, err := reg.Uploads(ctx, d.Name)
 	if err != nil {
 		return st, err
 	}
-	share := map[string]registry.VersionSource{}
 	for _, v := range versions {
 		st.Versions = append(st.Versions, versionSummary{Number: v.Number, Rows: v.Rows, NewRows: v.NewRows,
 			TrainRows: v.TrainRows, TestRows: v.TestRows, Hash: v.Hash, Sources: len(v.Sources), CreatedAt: v.CreatedAt})
-		for _, s := range v.Sources {
-			if _, ok := share[s.IngestID]; !ok {
-				share[s.IngestID] = s
-			}
-		}
 		st.Rows.Duplicate += v.Duplicate
 	}
-	dups, err := reg.DuplicateBatches(ctx, d.Name)
-	if err != nil {
-		return st, err
-	}
-	for _, b := range dups {
-		for _, s := range b.Sources {
-			share[s.IngestID] = s
+	st.Uploads = uploads
+	for _, u := range uploads {
+		st.Rows.Accepted += u.Accepted - u.Duplicate // rows the dataset gained
+		if u.DuplicateOf != 0 {
+			st.Rows.Duplicate += u.Duplicate // a batch of duplicates cuts no version
 		}
-		st.Rows.Duplicate += b.Duplicate
-	}
-	ingests, err := reg.Ingests(ctx, d.Name)
-	if err != nil {
-		return st, err
-	}
-	for _, in := range ingests {
-		src, versioned := share[in.ID]
-		st.Uploads = append(st.Uploads, Upload{Ingest: in, Duplicate: src.Duplicate, Status: ingestStatus(in, src, versioned)})
-		st.Rows.Accepted += in.Accepted - src.Duplicate // rows the dataset gained
-		st.Rows.Rejected += in.Rejected
+		st.Rows.Rejected += u.Rejected
 		st.Rows.Sources++
-		if !versioned {
-			st.StagedRows += in.Accepted
+		if u.FirstVersion == 0 {
+			st.StagedRows += u.Accepted
 		}
 	}
 	champ, err := reg.LatestPromotion(ctx, d.Name)
@@ -64,10 +46,5 @@ func Status(ctx context.Context, reg *registry.Registry, d *dataset.Definition) 
 	return st, nil
 }
 
-// Upload is an ingest ledger entry with what the version cut found.
-type Upload struct {
-	registry.Ingest
-	// Duplicate rows were in the dataset already (0 until versioned).
-	Duplicate int    `json:"duplicate"`
-	Status    string `json:"status"`
-}
+// Upload is an ingest with what the version cut made of it.
+type Upload = registry.Upload

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -140,6 +141,13 @@ func (c Config) validate() error {
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return &settingError{"REFIT_HTTP_ADDR", fmt.Sprintf("bad port %q", port)}
 	}
+	if c.DatasetsDir != "" {
+		if st, err := os.Stat(c.DatasetsDir); err != nil {
+			return &settingError{"REFIT_DATASETS_DIR", fmt.Sprintf("%s: %v", c.DatasetsDir, errors.Unwrap(err))}
+		} else if !st.IsDir() {
+			return &settingError{"REFIT_DATASETS_DIR", fmt.Sprintf("%s is not a directory (want a folder of dataset definitions, *.json)", c.DatasetsDir)}
+		}
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return &settingError{"REFIT_LOG_FORMAT", "want text or json"}
 	}
@@ -191,4 +199,14 @@ func dedupe(xs []string) []string {
 		}
 	}
 	return out
+}
+
+// embeddedOnly refuses `refit run` under another profile: run is the
+// embedded profile on one machine, and silently ignoring REFIT_PROFILE=gcp
+// would write to ./var while the user expects the cloud stack.
+func embeddedOnly(getenv func(string) string) error {
+	if p := strings.TrimSpace(getenv("REFIT_PROFILE")); p != "" && p != profileEmbedded {
+		return &settingError{"REFIT_PROFILE", fmt.Sprintf("%q: refit run is the embedded profile; use refit serve --target=all for the %s profile", p, p)}
+	}
+	return nil
 }

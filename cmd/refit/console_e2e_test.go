@@ -158,9 +158,45 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Run(ctx, chromedp.Navigate(p.base+"/"), chromedp.WaitVisible(`a[href="/console/housing"]`)))
 	screenshot(t, ctx, shots, "1-index.png")
 
+	// The empty form shows no error before anything is typed, and shows
+	// an example value in each field.
+	const redFields = `Array.from(document.querySelectorAll('[data-predict-form] input')).filter(e => getComputedStyle(e).borderTopColor === 'rgb(155, 28, 28)').length`
+	var red int
+	var placeholder string
+	require.NoError(t, chromedp.Run(ctx, chromedp.Navigate(p.base+"/console/housing"), chromedp.WaitVisible(`[data-predict-form]`),
+		chromedp.Evaluate(redFields, &red), chromedp.AttributeValue(`#in-bedrooms`, "placeholder", &placeholder, nil, chromedp.ByQuery)))
+	require.Zero(t, red, "no field is red before anything is typed")
+	require.Regexp(t, `^e\.g\. [0-9.]+$`, placeholder, "an example value")
+	screenshot(t, ctx, shots, "2a-form-untouched.png")
+
+	// Submitting it empty says which field is wrong and what it takes
+	// (a script error used to leave the form silent).
+	require.NoError(t, chromedp.Run(ctx, chromedp.Click(`[data-predict-form] button[type=submit]`, chromedp.ByQuery)))
+	msg := waitText(t, ctx, `[data-predict-state]`, "the empty form refused", func(s string) bool { return s != "" })
+	require.Contains(t, msg, "bedrooms: required; want a number from 0 to 40 (e.g. ")
+	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(redFields, &red)))
+	require.Positive(t, red, "after a submit the empty fields show")
+
 	// Predict with the form, as a person would type it.
 	inst, _ := houses(t, generate(t, 99, 1))
-	actions := []chromedp.Action{chromedp.Navigate(p.base + "/console/housing"), chromedp.WaitVisible(`[data-predict-form]`)}
+	var actions []chromedp.Action
+	for name, v := range inst[0] {
+		if name == "date" {
+			continue
+		}
+		actions = append(actions, chromedp.SetValue("#in-"+name, fmt.Sprint(v), chromedp.ByQuery))
+	}
+	// One field out of its range: the form names it and its range.
+	actions = append(actions, chromedp.SetValue("#in-bedrooms", "99", chromedp.ByQuery),
+		chromedp.Click(`[data-predict-form] button[type=submit]`, chromedp.ByQuery))
+	require.NoError(t, chromedp.Run(ctx, actions...))
+	waitText(t, ctx, `[data-predict-state]`, "the out-of-range field named", func(s string) bool {
+		return strings.HasPrefix(s, "bedrooms: 99 is out of range; want a number from 0 to 40")
+	})
+	waitText(t, ctx, `[data-field-error="bedrooms"]`, "the message beside the field", func(s string) bool { return strings.Contains(s, "from 0 to 40") })
+	screenshot(t, ctx, shots, "2b-form-out-of-range.png")
+
+	actions = []chromedp.Action{}
 	for name, v := range inst[0] {
 		if name == "date" {
 			continue // dropped by the definition: not on the form

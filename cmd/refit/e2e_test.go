@@ -406,6 +406,8 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 		{map[string]string{"REFIT_PROFILE": "gcp", "REFIT_GCP_PROJECT": "p", "REFIT_BUCKET": "b", "REFIT_MONGODB_URI": "postgres://x"}, []string{"serve"}, "REFIT_MONGODB_URI"},
 		{nil, []string{"serve", "--target=trian"}, "unknown target \"trian\""},
 		{nil, []string{"frobnicate"}, "unknown command"},
+		{map[string]string{"REFIT_DATASETS_DIR": "/no/such/defs"}, []string{"serve"}, "REFIT_DATASETS_DIR: /no/such/defs: no such file or directory"},
+		{map[string]string{"REFIT_PROFILE": "gcp"}, []string{"run"}, "REFIT_PROFILE: \"gcp\": refit run is the embedded profile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {

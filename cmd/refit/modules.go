@@ -20,6 +20,7 @@ import (
 	"github.com/refit-ml/refit/workers"
 	"github.com/refit-ml/refit/workers/preprocess"
 	"github.com/refit-ml/refit/workers/promote"
+	serving "github.com/refit-ml/refit/workers/serve"
 	"github.com/refit-ml/refit/workers/train"
 	"github.com/refit-ml/refit/workers/version"
 )
@@ -200,7 +201,7 @@ func buildPreprocess(e *env) (*module, error) {
 }
 
 func buildGateway(e *env) (*module, error) {
-	models := gateway.NewModels(e.catalog, e.st.bucket, e.reg, e.logger, e.metrics)
+	models := serving.NewModels(e.catalog, e.st.bucket, e.reg, e.logger, e.metrics)
 	hub := gateway.NewHub() // GET /v1/events
 	srv, err := gateway.NewServer(gateway.Config{NotifyUploads: e.st.watch != nil, AdminToken: e.cfg.Access.AdminToken,
 		ProtectPredict: e.cfg.Access.ProtectPredict, ProtectCorrections: e.cfg.Access.ProtectCorrections}, gateway.Deps{

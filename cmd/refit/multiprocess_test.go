@@ -49,7 +49,7 @@ type cluster struct {
 func buildRefit(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "refit")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".")
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Run())
 	return bin

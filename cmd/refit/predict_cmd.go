@@ -10,10 +10,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
+
+	"github.com/refit-ml/refit/client"
 )
 
 const predictHelp = `refit predict asks the gateway for predictions of a dataset's champion.
@@ -33,7 +33,7 @@ const predictBatch = 1000
 func predictCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("predict", predictHelp, stderr)
 	ds := fs.String("dataset", "", "dataset whose champion predicts (required)")
-	server := fs.String("server", "", "gateway URL (env REFIT_SERVER, default http://localhost:8080)")
+	server := fs.String("server", "", serverFlagHelp)
 	files, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -54,7 +54,7 @@ func predictCmd(ctx context.Context, args []string, getenv func(string) string, 
 		defer f.Close()
 		in = f
 	}
-	c := newAPIClient(getenv, *server)
+	c := newClient(getenv, *server)
 	info, err := fetchDataset(ctx, c, *ds)
 	if err != nil {
 		return err
@@ -75,17 +75,13 @@ func predictCmd(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	for start := 0; start < len(instances); start += predictBatch {
 		batch := instances[start:min(start+predictBatch, len(instances))]
-		var out struct {
-			Predictions   []float64       `json:"predictions"`
-			PredictionIDs []string        `json:"prediction_ids"`
-			Model         json.RawMessage `json:"model"`
-		}
-		err := c.call(ctx, http.MethodPost, "/v1/models/"+url.PathEscape(*ds)+":predict", map[string]any{"instances": batch}, http.StatusOK, &out)
+		out, err := c.Predict(ctx, *ds, batch)
 		if err != nil {
 			return fmt.Errorf("instances %d..%d: %w", start+1, start+len(batch), err)
 		}
 		if start == 0 {
-			fmt.Fprintf(stderr, "model: %s\n", out.Model)
+			model, _ := json.Marshal(out.Model)
+			fmt.Fprintf(stderr, "model: %s\n", model)
 		}
 		for i, p := range out.Predictions {
 			id := ""
@@ -106,7 +102,7 @@ func predictCmd(ctx context.Context, args []string, getenv func(string) string, 
 
 // readInstances reads CSV (keeping the definition's feature columns) or
 // JSON lines.
-func readInstances(r io.Reader, asJSON bool, info datasetInfo) ([]map[string]any, error) {
+func readInstances(r io.Reader, asJSON bool, info client.Dataset) ([]map[string]any, error) {
 	var out []map[string]any
 	if asJSON {
 		sc := bufio.NewScanner(r)

@@ -8,60 +8,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/refit-ml/refit/client"
 )
 
 // The registry commands read and change the model registry through the
 // gateway's API, like any other client would.
-
-type metricsView struct {
-	Rows int     `json:"rows"`
-	RMSE float64 `json:"rmse"`
-	MAE  float64 `json:"mae"`
-	R2   float64 `json:"r2"`
-}
-
-type runView struct {
-	ID          string      `json:"id"`
-	Dataset     string      `json:"dataset"`
-	Spec        string      `json:"spec"`
-	Version     int         `json:"version"`
-	TrainRows   int         `json:"train_rows"`
-	Metrics     metricsView `json:"metrics"`
-	Checksum    string      `json:"checksum"`
-	DurationMS  float64     `json:"duration_ms"`
-	CodeVersion string      `json:"code_version"`
-	CreatedAt   time.Time   `json:"created_at"`
-}
-
-type promotionView struct {
-	Sequence      int64       `json:"sequence"`
-	RunID         string      `json:"run_id"`
-	Spec          string      `json:"spec"`
-	Version       int         `json:"version"`
-	Metrics       metricsView `json:"metrics"`
-	PreviousRunID string      `json:"previous_run_id"`
-	Actor         string      `json:"actor"`
-	Reason        string      `json:"reason"`
-	PromotedAt    time.Time   `json:"promoted_at"`
-}
-
-type decisionView struct {
-	RunID     string    `json:"run_id"`
-	Status    string    `json:"status"`
-	Reason    string    `json:"reason"`
-	DecidedAt time.Time `json:"decided_at"`
-}
-
-type historyView struct {
-	Promotions []promotionView `json:"promotions"`
-	Decisions  []decisionView  `json:"decisions"`
-}
 
 // commonFlags are the flags every registry command takes.
 type commonFlags struct {
@@ -71,7 +27,7 @@ type commonFlags struct {
 
 func newCommonFlags(fs *flag.FlagSet) commonFlags {
 	return commonFlags{
-		server: fs.String("server", "", "gateway URL (env REFIT_SERVER, default http://localhost:8080)"),
+		server: fs.String("server", "", serverFlagHelp),
 		asJSON: fs.Bool("json", false, "print JSON instead of a table"),
 	}
 }
@@ -87,6 +43,16 @@ func parseArgs(fs *flag.FlagSet, args []string, n int, what string) ([]string, e
 		return nil, &usageError{fmt.Sprintf("%s: want %s", fs.Name(), what)}
 	}
 	return pos, nil
+}
+
+// printRaw prints the gateway's JSON as it came, indented.
+func printRaw(w io.Writer, raw json.RawMessage) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, buf.String())
+	return err
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -142,29 +108,11 @@ func runsCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	c := newAPIClient(getenv, *cf.server)
+	c := newClient(getenv, *cf.server)
 	ds := pos[0]
-	q := url.Values{"limit": {"1000"}}
-	if *spec != "" {
-		q.Set("spec", *spec)
-	}
-	if *version > 0 {
-		q.Set("version", strconv.Itoa(*version))
-	}
-	var runs []runView
-	for {
-		var page struct {
-			Runs []runView `json:"runs"`
-			Next string    `json:"next_page_token"`
-		}
-		if err := c.get(ctx, "/v1/datasets/"+url.PathEscape(ds)+"/runs?"+q.Encode(), &page); err != nil {
-			return err
-		}
-		runs = append(runs, page.Runs...)
-		if page.Next == "" {
-			break
-		}
-		q.Set("page_token", page.Next)
+	runs, err := c.AllRuns(ctx, ds, client.RunsQuery{Spec: *spec, Version: *version})
+	if err != nil {
+		return err
 	}
 	if *last > 0 && len(runs) > *last {
 		runs = runs[len(runs)-*last:]
@@ -172,8 +120,8 @@ func runsCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if *cf.asJSON {
 		return printJSON(stdout, map[string]any{"runs": runs})
 	}
-	var h historyView
-	if err := c.get(ctx, "/v1/datasets/"+url.PathEscape(ds)+"/promotions", &h); err != nil {
+	h, err := c.Promotions(ctx, ds)
+	if err != nil {
 		return err
 	}
 	status := map[string]string{}
@@ -196,7 +144,7 @@ func runsCmd(ctx context.Context, args []string, getenv func(string) string, std
 			decision = "champion"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.4f\t%d\t%s\t%s\t%s\n", r.ID, r.Spec, r.Version, r.Metrics.RMSE, r.Metrics.MAE, r.Metrics.R2,
-			r.TrainRows, time.Duration(r.DurationMS*float64(time.Millisecond)).Round(time.Millisecond), ago(r.CreatedAt, now), decision)
+			r.TrainRows, r.Duration().Round(time.Millisecond), ago(r.CreatedAt, now), decision)
 	}
 	return tw.Flush()
 }
@@ -214,19 +162,8 @@ func versionsCmd(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	var st struct {
-		Versions []struct {
-			Number    int       `json:"number"`
-			Rows      int       `json:"rows"`
-			NewRows   int       `json:"new_rows"`
-			TrainRows int       `json:"train_rows"`
-			TestRows  int       `json:"test_rows"`
-			Hash      string    `json:"hash"`
-			Sources   int       `json:"sources"`
-			CreatedAt time.Time `json:"created_at"`
-		} `json:"versions"`
-	}
-	if err := newAPIClient(getenv, *cf.server).get(ctx, "/v1/datasets/"+url.PathEscape(pos[0]), &st); err != nil {
+	st, err := newClient(getenv, *cf.server).Dataset(ctx, pos[0])
+	if err != nil {
 		return err
 	}
 	if *cf.asJSON {
@@ -255,18 +192,16 @@ func promotionsCmd(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	var raw json.RawMessage
-	if err := newAPIClient(getenv, *cf.server).get(ctx, "/v1/datasets/"+url.PathEscape(pos[0])+"/promotions", &raw); err != nil {
-		return err
-	}
+	c := newClient(getenv, *cf.server)
 	if *cf.asJSON {
-		var buf bytes.Buffer
-		_ = json.Indent(&buf, raw, "", "  ")
-		_, err := fmt.Fprintln(stdout, buf.String())
-		return err
+		raw, err := c.GetJSON(ctx, "/v1/datasets/"+url.PathEscape(pos[0])+"/promotions")
+		if err != nil {
+			return err
+		}
+		return printRaw(stdout, raw)
 	}
-	var h historyView
-	if err := json.Unmarshal(raw, &h); err != nil {
+	h, err := c.Promotions(ctx, pos[0])
+	if err != nil {
 		return err
 	}
 	now := time.Now()
@@ -282,7 +217,7 @@ func promotionsCmd(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	for _, d := range h.Decisions {
-		if d.Status == "awaiting_approval" && !promoted[d.RunID] {
+		if d.Status == client.StatusAwaitingApproval && !promoted[d.RunID] {
 			fmt.Fprintf(stdout, "awaiting approval: run %s (%s): %s\n  approve with: refit promote %s --dataset %s\n", d.RunID, ago(d.DecidedAt, now), d.Reason, d.RunID, pos[0])
 		}
 	}
@@ -306,16 +241,16 @@ func promoteCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	c := newAPIClient(getenv, *cf.server)
+	c := newClient(getenv, *cf.server)
 	if *ds == "" {
-		var run runView
-		if err := c.get(ctx, "/v1/runs/"+url.PathEscape(pos[0]), &run); err != nil {
+		run, err := c.Run(ctx, pos[0])
+		if err != nil {
 			return err
 		}
 		*ds = run.Dataset
 	}
-	body := map[string]any{"run_id": pos[0], "actor": firstSet(*actor, getenv("USER")), "reason": *reason}
-	return postPromotion(ctx, c, *ds, body, *cf.asJSON, stdout)
+	req := client.PromoteRequest{RunID: pos[0], Actor: firstSet(*actor, getenv("USER")), Reason: *reason}
+	return postPromotion(ctx, c, *ds, req, *cf.asJSON, stdout)
 }
 
 const rollbackHelp = `refit rollback makes the previous champion of a dataset the champion
@@ -334,24 +269,19 @@ func rollbackCmd(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	body := map[string]any{"rollback": true, "actor": firstSet(*actor, getenv("USER")), "reason": *reason}
-	return postPromotion(ctx, newAPIClient(getenv, *cf.server), pos[0], body, *cf.asJSON, stdout)
+	req := client.PromoteRequest{Rollback: true, Actor: firstSet(*actor, getenv("USER")), Reason: *reason}
+	return postPromotion(ctx, newClient(getenv, *cf.server), pos[0], req, *cf.asJSON, stdout)
 }
 
-func postPromotion(ctx context.Context, c *apiClient, ds string, body map[string]any, asJSON bool, stdout io.Writer) error {
-	for k, v := range body {
-		if v == "" {
-			delete(body, k)
-		}
-	}
-	var p promotionView
-	if err := c.call(ctx, http.MethodPost, "/v1/datasets/"+url.PathEscape(ds)+"/promotions", body, http.StatusCreated, &p); err != nil {
+func postPromotion(ctx context.Context, c *client.Client, ds string, req client.PromoteRequest, asJSON bool, stdout io.Writer) error {
+	p, err := c.Promote(ctx, ds, req)
+	if err != nil {
 		return err
 	}
 	if asJSON {
 		return printJSON(stdout, p)
 	}
-	_, err := fmt.Fprintf(stdout, "promotion #%d of %s: run %s (%s, version %d) replaces %s, by %s: %s\n",
+	_, err = fmt.Fprintf(stdout, "promotion #%d of %s: run %s (%s, version %d) replaces %s, by %s: %s\n",
 		p.Sequence, ds, p.RunID, p.Spec, p.Version, short(p.PreviousRunID), p.Actor, p.Reason)
 	return err
 }
@@ -370,19 +300,8 @@ func reproduceCmd(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	var r struct {
-		RunID            string  `json:"run_id"`
-		Dataset          string  `json:"dataset"`
-		Spec             string  `json:"spec"`
-		Version          int     `json:"version"`
-		TrainRows        int     `json:"train_rows"`
-		RecordedChecksum string  `json:"recorded_checksum"`
-		Checksum         string  `json:"checksum"`
-		Identical        bool    `json:"identical"`
-		DurationMS       float64 `json:"duration_ms"`
-	}
-	c := newAPIClient(getenv, *cf.server)
-	if err := c.call(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(pos[0])+"/reproduce", nil, http.StatusOK, &r); err != nil {
+	r, err := newClient(getenv, *cf.server).Reproduce(ctx, pos[0])
+	if err != nil {
 		return err
 	}
 	if *cf.asJSON {

@@ -26,6 +26,7 @@ Usage:
   refit rollback DATASET             return to the previous champion (admin)
   refit reproduce RUN_ID             retrain a run and compare checksums (admin)
   refit watch [--dataset D]          print each promotion as it happens
+  refit deadletters [--replay ID]    events that failed for good, and their replay (admin)
   refit gen housing --rows N         write a generated housing CSV with a known ground truth
 
 Settings come from the environment (REFIT_PROFILE, REFIT_DATA_DIR, REFIT_HTTP_ADDR, ...);
@@ -56,6 +57,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
+		if err := embeddedOnly(getenv); err != nil {
+			return err
+		}
 		return serveCmd(ctx, append([]string{"--target=all", "--profile=embedded"}, rest...), getenv, stdout, stderr)
 	case "serve":
 		return serveCmd(ctx, rest, getenv, stdout, stderr)
@@ -70,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return statusCmd(ctx, rest, getenv, stdout, stderr)
 	case "gen":
 		return genCmd(ctx, rest, stdout, stderr)
-	case "runs", "versions", "promotions", "promote", "rollback", "reproduce", "watch":
+	case "runs", "versions", "promotions", "promote", "rollback", "reproduce", "watch", "deadletters":
 		err := registryCommands()[cmd](ctx, rest, getenv, stdout, stderr)
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -91,7 +95,7 @@ type command func(ctx context.Context, args []string, getenv func(string) string
 func registryCommands() map[string]command {
 	return map[string]command{
 		"runs": runsCmd, "versions": versionsCmd, "promotions": promotionsCmd,
-		"promote": promoteCmd, "rollback": rollbackCmd, "reproduce": reproduceCmd, "watch": watchCmd,
+		"promote": promoteCmd, "rollback": rollbackCmd, "reproduce": reproduceCmd, "watch": watchCmd, "deadletters": deadLettersCmd,
 	}
 }
 

@@ -4,18 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/refit-ml/refit/client"
 )
 
 const uploadHelp = `refit upload sends CSV files to a dataset through the gateway, with a
@@ -28,41 +27,16 @@ Example:
   refit upload houses.csv --dataset housing --wait
   REFIT_SERVER=http://refit.example.com refit upload houses.csv --dataset housing`
 
-// datasetInfo is what the CLI reads of GET /v1/datasets/{d}.
-type datasetInfo struct {
-	Name    string   `json:"name"`
-	Models  []string `json:"models"`
-	Columns []struct {
-		Name     string `json:"name"`
-		Required bool   `json:"required"`
-		Target   bool   `json:"target"`
-		Dropped  bool   `json:"dropped"`
-	} `json:"columns"`
-}
-
-type objectGenerationView struct {
-	Generation   int64  `json:"generation"`
-	Current      bool   `json:"current"`
-	Status       string `json:"status"`
-	Reason       string `json:"reason"`
-	IngestID     string `json:"ingest_id"`
-	Accepted     int    `json:"accepted"`
-	Rejected     int    `json:"rejected"`
-	Duplicate    int    `json:"duplicate"`
-	Quarantine   string `json:"quarantine"`
-	FirstVersion *int   `json:"first_version"`
-}
-
 type uploaded struct {
 	file, object string
 	generation   int64
-	result       objectGenerationView
+	result       client.ObjectGeneration
 }
 
 func uploadCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("upload", uploadHelp, stderr)
 	ds := fs.String("dataset", "", "dataset to upload to (required)")
-	server := fs.String("server", "", "gateway URL (env REFIT_SERVER, default http://localhost:8080)")
+	server := fs.String("server", "", serverFlagHelp)
 	wait := fs.Bool("wait", false, "wait for the version holding the rows and the promotion decision")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the pipeline")
 	files, err := parseFlags(fs, args)
@@ -76,7 +50,7 @@ func uploadCmd(ctx context.Context, args []string, getenv func(string) string, s
 		fs.Usage()
 		return &usageError{"upload needs --dataset and at least one FILE"}
 	}
-	c := newAPIClient(getenv, *server)
+	c := newClient(getenv, *server)
 	info, err := fetchDataset(ctx, c, *ds)
 	if err != nil {
 		return err
@@ -111,17 +85,17 @@ func uploadCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return waitDecision(ctx, c, info, done, stdout)
 }
 
-func fetchDataset(ctx context.Context, c *apiClient, ds string) (datasetInfo, error) {
-	var info datasetInfo
+func fetchDataset(ctx context.Context, c *client.Client, ds string) (client.Dataset, error) {
 	// The gateway's 404 names the known datasets.
-	if err := c.get(ctx, "/v1/datasets/"+url.PathEscape(ds), &info); err != nil {
+	info, err := c.Dataset(ctx, ds)
+	if err != nil {
 		return info, fmt.Errorf("dataset %s: %w", ds, err)
 	}
 	return info, nil
 }
 
 // checkHeader compares a CSV's header with the dataset's columns.
-func checkHeader(path string, info datasetInfo) error {
+func checkHeader(path string, info client.Dataset) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -149,7 +123,7 @@ func checkHeader(path string, info datasetInfo) error {
 	return nil
 }
 
-func uploadFile(ctx context.Context, c *apiClient, ds, path string, stdout io.Writer) (uploaded, error) {
+func uploadFile(ctx context.Context, c *client.Client, ds, path string, stdout io.Writer) (uploaded, error) {
 	u := uploaded{file: path}
 	f, err := os.Open(path)
 	if err != nil {
@@ -160,27 +134,14 @@ func uploadFile(ctx context.Context, c *apiClient, ds, path string, stdout io.Wr
 	if err != nil {
 		return u, err
 	}
-	name := uploadObjectName(filepath.Base(path))
-	p := newProgress(f, stdout, path, st.Size(), time.Now)
-	req := fmt.Sprintf("/v1/datasets/%s/uploads?name=%s", url.PathEscape(ds), url.QueryEscape(name))
 	// The body is wrapped so http does not see an *os.File: it would
 	// send it with sendfile and bypass the progress reader.
-	resp, err := c.requestSized(ctx, http.MethodPost, req, "text/csv", p, st.Size())
+	p := newProgress(f, stdout, path, st.Size(), time.Now)
+	out, err := c.Upload(ctx, ds, uploadObjectName(filepath.Base(path)), p, st.Size())
 	if err != nil {
 		return u, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return u, apiError(resp)
-	}
 	p.finish()
-	var out struct {
-		Object     string `json:"object"`
-		Generation int64  `json:"generation"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return u, err
-	}
 	u.object, u.generation = out.Object, out.Generation
 	return u, nil
 }
@@ -198,35 +159,17 @@ func uploadObjectName(base string) string {
 	return strings.TrimLeft(string(b), "._-")
 }
 
-// requestSized sends a body of known length (so the gateway sees
-// Content-Length, not chunked encoding).
-func (c *apiClient) requestSized(ctx context.Context, method, path, contentType string, body io.Reader, size int64) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, err
-	}
-	req.ContentLength = size
-	req.Header.Set("Content-Type", contentType)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	return http.DefaultClient.Do(req)
-}
-
 // waitIngest polls the object endpoint until the generation is ingested
 // (and, with needVersion, until its rows are in a version, unless none
 // were accepted).
-func waitIngest(ctx context.Context, c *apiClient, ds, object string, gen int64, needVersion bool) (objectGenerationView, error) {
-	path := "/v1/datasets/" + url.PathEscape(ds) + "/objects/" + url.PathEscape(strings.TrimPrefix(object, "incoming/"+ds+"/"))
+func waitIngest(ctx context.Context, c *client.Client, ds, object string, gen int64, needVersion bool) (client.ObjectGeneration, error) {
 	for {
-		var h struct {
-			Generations []objectGenerationView `json:"generations"`
-		}
-		if err := c.get(ctx, path, &h); err != nil {
-			return objectGenerationView{}, err
+		h, err := c.Object(ctx, ds, object)
+		if err != nil {
+			return client.ObjectGeneration{}, err
 		}
 		for _, g := range h.Generations {
-			if g.Generation != gen || g.Status == "pending" {
+			if g.Generation != gen || g.Status == client.IngestPending {
 				continue
 			}
 			if !needVersion || g.Accepted == 0 || g.FirstVersion != nil {
@@ -235,7 +178,7 @@ func waitIngest(ctx context.Context, c *apiClient, ds, object string, gen int64,
 		}
 		select {
 		case <-ctx.Done():
-			return objectGenerationView{}, fmt.Errorf("waiting for the pipeline: %w", ctx.Err())
+			return client.ObjectGeneration{}, fmt.Errorf("waiting for the pipeline: %w", ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -258,7 +201,7 @@ func printIngest(w io.Writer, u uploaded) {
 
 // waitDecision waits for the promotion decision of every model spec on
 // the newest version holding the uploads' rows.
-func waitDecision(ctx context.Context, c *apiClient, info datasetInfo, done []uploaded, stdout io.Writer) error {
+func waitDecision(ctx context.Context, c *client.Client, info client.Dataset, done []uploaded, stdout io.Writer) error {
 	version := 0
 	for _, u := range done {
 		if u.result.FirstVersion != nil {
@@ -270,35 +213,19 @@ func waitDecision(ctx context.Context, c *apiClient, info datasetInfo, done []up
 		return nil
 	}
 	fmt.Fprintf(stdout, "version %d: waiting for the promotion decision\n", version)
-	path := "/v1/datasets/" + url.PathEscape(info.Name) + "/runs?version=" + fmt.Sprint(version)
 	for {
-		var runs struct {
-			Runs []struct {
-				ID      string `json:"id"`
-				Spec    string `json:"spec"`
-				Version int    `json:"version"`
-			} `json:"runs"`
-		}
-		var hist struct {
-			Decisions []struct {
-				RunID  string `json:"run_id"`
-				Status string `json:"status"`
-				Reason string `json:"reason"`
-			} `json:"decisions"`
-		}
-		if err := c.get(ctx, path, &runs); err != nil {
+		runs, err := c.AllRuns(ctx, info.Name, client.RunsQuery{Version: version})
+		if err != nil {
 			return err
 		}
-		if err := c.get(ctx, "/v1/datasets/"+url.PathEscape(info.Name)+"/promotions", &hist); err != nil {
+		hist, err := c.Promotions(ctx, info.Name)
+		if err != nil {
 			return err
 		}
 		var lines []string
-		for _, r := range runs.Runs {
-			if r.Version != version {
-				continue
-			}
+		for _, r := range runs {
 			for _, d := range hist.Decisions {
-				if d.RunID == r.ID {
+				if d.RunID == r.ID && r.Version == version {
 					lines = append(lines, fmt.Sprintf("version %d %s: %s: %s", version, r.Spec, d.Status, d.Reason))
 				}
 			}

@@ -1,15 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
-	"strings"
 	"time"
+
+	"github.com/refit-ml/refit/client"
 )
 
 const watchHelp = `refit watch prints one line per promotion as it happens. It reads the
@@ -23,22 +21,18 @@ Example:
 // at blank lines, act on the model.promoted ones.
 func watchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("watch", watchHelp, stderr)
-	server := fs.String("server", "", "gateway URL (env REFIT_SERVER, default http://localhost:8080)")
+	server := fs.String("server", "", serverFlagHelp)
 	ds := fs.String("dataset", "", "only this dataset's promotions (default: all)")
 	if _, err := parseArgs(fs, args, 0, "no arguments"); err != nil {
 		return err
 	}
-	c := newAPIClient(getenv, *server)
-	path := "/v1/events"
-	if *ds != "" {
-		path += "?dataset=" + url.QueryEscape(*ds)
-	}
+	c := newClient(getenv, *server)
 	wait := time.Second
 	for {
-		err := c.stream(ctx, path, func() { wait = time.Second; fmt.Fprintf(stderr, "watching %s%s\n", c.base, path) },
-			func(eventType string, data []byte) {
-				if eventType == "dev.refit.model.promoted.v1" {
-					printPromotion(stdout, data)
+		err := c.Events(ctx, *ds, func() { wait = time.Second; fmt.Fprintf(stderr, "watching %s/v1/events %s\n", c.Base(), *ds) },
+			func(e client.Event) {
+				if e.Type == "dev.refit.model.promoted.v1" {
+					printPromotion(stdout, e.Data)
 				}
 			})
 		if ctx.Err() != nil {
@@ -52,50 +46,6 @@ func watchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		wait = min(2*wait, 30*time.Second)
 	}
-}
-
-// stream reads Server-Sent Events until the connection ends: connected is
-// called once subscribed, on for each event.
-func (c *apiClient) stream(ctx context.Context, path string, connected func(), on func(eventType string, data []byte)) error {
-	resp, err := c.request(ctx, http.MethodGet, path, "", nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return apiError(resp)
-	}
-	connected()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var eventType, data string
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "": // a blank line ends an event
-			if data != "" {
-				on(eventType, []byte(data))
-			}
-			eventType, data = "", ""
-		case strings.HasPrefix(line, ":"): // a comment: the heartbeat
-		default:
-			field, value, _ := strings.Cut(line, ":")
-			value = strings.TrimPrefix(value, " ")
-			switch field {
-			case "event":
-				eventType = value
-			case "data":
-				if data != "" {
-					data += "\n"
-				}
-				data += value
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	return io.ErrUnexpectedEOF
 }
 
 func printPromotion(w io.Writer, data []byte) {

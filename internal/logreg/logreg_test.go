@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -425,5 +426,24 @@ func TestGrowKeepsRows(t *testing.T) {
 	_ = d.Add([]int32{1}, []float64{5}, 0)
 	if d.Rows() != 2 || d.NonZeros() != 3 || !slices.Equal(d.ptr, []int{0, 2, 3}) || !slices.Equal(d.val, []float64{1, 2, 5}) {
 		t.Fatalf("data after Grow: %+v", d)
+	}
+}
+
+// The chunks depend on the rows only and are summed in order: the same
+// bytes whatever the cores.
+func TestSameModelWhateverTheCores(t *testing.T) {
+	d := randomData(t, 8, 12000, 30, 2, 0.2)
+	fitWith := func(procs int) string {
+		old := runtime.GOMAXPROCS(procs)
+		defer runtime.GOMAXPROCS(old)
+		res, err := Fit(context.Background(), d, Config{L2: 0.5}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(res.Model)
+		return string(b)
+	}
+	if a, b := fitWith(1), fitWith(4); a != b {
+		t.Fatal("GOMAXPROCS 1 and 4 give different models")
 	}
 }

@@ -16,10 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/refit-ml/refit/events"
-	"github.com/refit-ml/refit/gateway"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/workers/promote"
+	"github.com/refit-ml/refit/workers/serve"
 )
 
 // definition builds a housing definition from the shipped one: change
@@ -235,8 +235,8 @@ func TestManualPromotionsAndRollbacksUnderConcurrentAutomaticOnes(t *testing.T) 
 		require.NoError(t, err)
 		return w
 	}
-	newGateway := func() *gateway.Models {
-		return gateway.NewModels(catalog, bucket, registry.New(docs), quiet(), prometheus.NewRegistry())
+	newGateway := func() *serve.Models {
+		return serve.NewModels(catalog, bucket, registry.New(docs), quiet(), prometheus.NewRegistry())
 	}
 	live, shuffled := newGateway(), newGateway()
 	liveDone := make(chan struct{})
@@ -359,7 +359,7 @@ func TestManualPromotionsAndRollbacksUnderConcurrentAutomaticOnes(t *testing.T) 
 		require.NoError(t, shuffled.HandlePromoted(ctx, e))
 	}
 	last := history[len(history)-1]
-	for name, m := range map[string]*gateway.Models{"live": live, "shuffled": shuffled} {
+	for name, m := range map[string]*serve.Models{"live": live, "shuffled": shuffled} {
 		require.NoError(t, m.Refresh(ctx))
 		cur := m.Current("housing")
 		require.Equal(t, last.Sequence, cur.Promotion.Sequence, name)

@@ -79,7 +79,71 @@ func (w *Worker) HandleTrained(ctx context.Context, e *events.ModelTrained) erro
 	if err != nil {
 		return err
 	}
-	return w.decide(ctx, d, run, e.CorrelationID)
+	_, err = w.decideVersionOf(ctx, d, run, e.CorrelationID)
+	return err
+}
+
+// decideVersionOf decides run together with the other runs of its version.
+// The specs a version lists are decided once, when each has a run or a
+// recorded training failure, best first on the primary metric (ties by spec
+// name): so which spec becomes the champion, and the history, do not depend
+// on which run's event came first. A run of a spec the version does not
+// list (added to the definition later, trained on the newest version only)
+// is decided alone. It returns the IDs of the runs it decided or found
+// waiting for the version's other specs.
+func (w *Worker) decideVersionOf(ctx context.Context, d *dataset.Definition, run registry.Run, correlation string) ([]string, error) {
+	v, err := w.reg.Version(ctx, d.Name, run.Version)
+	if err != nil {
+		return nil, err
+	}
+	listed := listedSpecs(d, v)
+	if run.VersionHash != v.Hash || !slices.Contains(listed, run.SpecHash) {
+		return []string{run.ID}, w.decide(ctx, d, run, correlation)
+	}
+	runs, err := w.reg.Runs(ctx, d.Name)
+	if err != nil {
+		return nil, err
+	}
+	var siblings []registry.Run
+	var ids []string
+	for _, r := range runs {
+		if r.Version == v.Number && r.VersionHash == v.Hash && slices.Contains(listed, r.SpecHash) {
+			siblings = append(siblings, r)
+			ids = append(ids, r.ID)
+		}
+	}
+	for _, h := range listed {
+		if slices.ContainsFunc(siblings, func(r registry.Run) bool { return r.SpecHash == h }) {
+			continue
+		}
+		_, err := w.bucket.Stat(ctx, workers.FailedRunKey(d.Name, registry.RunID(h, v.Hash)))
+		if errors.Is(err, blob.ErrNotExist) {
+			w.log.Debug("waiting for the version's other specs", "dataset", d.Name, "version", v.Number, "run", run.ID)
+			return ids, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range Rank(d.Promotion.PrimaryMetric, siblings) {
+		if err := w.decide(ctx, d, r, correlation); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// listedSpecs are the hashes of the specs v was cut with that the
+// definition still has: those the train worker trains on v whatever comes
+// later.
+func listedSpecs(d *dataset.Definition, v registry.Version) []string {
+	var out []string
+	for _, m := range d.Models {
+		if h := m.Hash(); slices.Contains(v.Specs, h) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // Reconcile decides runs whose event was lost, oldest version first, and
@@ -115,9 +179,17 @@ func (w *Worker) reconcileDataset(ctx context.Context, d *dataset.Definition) er
 		}
 		return strings.Compare(a.Spec, b.Spec)
 	})
+	handled := map[string]bool{}
 	for _, run := range runs {
-		if err := w.decide(ctx, d, run, ""); err != nil {
+		if handled[run.ID] {
+			continue // decided with a sibling, or waiting with it for the next pass
+		}
+		ids, err := w.decideVersionOf(ctx, d, run, "")
+		if err != nil {
 			return err
+		}
+		for _, id := range ids {
+			handled[id] = true
 		}
 	}
 	champ, err := w.reg.LatestPromotion(ctx, d.Name)

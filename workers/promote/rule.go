@@ -1,8 +1,10 @@
 package promote
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
@@ -88,4 +90,29 @@ func Rule(ds string, p dataset.Promotion, challenger registry.Metrics, champion 
 		return Verdict{registry.StatusAwaitingApproval, reason + "; awaiting approval (promotion.auto_promote is false)"}
 	}
 	return Verdict{registry.StatusPromoted, reason}
+}
+
+// Rank orders runs best first on metric (by their scores on their own
+// version's test split), ties by spec name then run ID, so the order is the
+// same however the runs arrived. Runs are left in place for an unknown
+// metric, sorted by spec name.
+func Rank(metricName string, runs []registry.Run) []registry.Run {
+	out := slices.Clone(runs)
+	m, ok := lookupMetric(metricName)
+	slices.SortStableFunc(out, func(a, b registry.Run) int {
+		if ok {
+			x, y := m.value(a.Metrics), m.value(b.Metrics)
+			if !m.lowerIsBetter {
+				x, y = y, x
+			}
+			if c := cmp.Compare(x, y); c != 0 {
+				return c
+			}
+		}
+		if c := cmp.Compare(a.Spec, b.Spec); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out
 }

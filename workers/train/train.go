@@ -158,12 +158,12 @@ func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Ve
 	var ps []*model.Predictor
 	for i, spec := range todo {
 		if fitErrs[i] != nil {
-			errs = append(errs, w.fitError(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, fitErrs[i])))
+			errs = append(errs, w.failed(ctx, d, v, spec, w.fitError(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, fitErrs[i]))))
 			continue
 		}
 		p, err := arts[i].Predictor(d)
 		if err != nil {
-			errs = append(errs, bus.Permanent(err))
+			errs = append(errs, w.failed(ctx, d, v, spec, bus.Permanent(err)))
 			continue
 		}
 		done = append(done, fitted{spec: spec, art: arts[i]})
@@ -240,6 +240,25 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, v registry.V
 	w.log.Info("trained", "dataset", d.Name, "version", v.Number, "spec", spec.Name, "run", id,
 		"train_rows", art.TrainRows, "rmse", m.RMSE, "r2", m.R2, "duration", elapsed, "correlation_id", correlation)
 	return w.announce(ctx, run, correlation)
+}
+
+// failed records that spec cannot be trained on v, before any run of v is
+// recorded (so promote, deciding v once each of its specs has a run or a
+// failure, never waits for it), and returns err. A failure that was not
+// permanent after all is overtaken by the run a later attempt records.
+func (w *Worker) failed(ctx context.Context, d *dataset.Definition, v registry.Version, spec dataset.ModelSpec, err error) error {
+	if !bus.IsPermanent(err) {
+		return err
+	}
+	key := workers.FailedRunKey(d.Name, registry.RunID(spec.Hash(), v.Hash))
+	_, werr := w.bucket.Write(ctx, key, blob.Overwrite, func(out io.Writer) error {
+		_, err := fmt.Fprintf(out, "spec %s on %s/v%d: %v\n", spec.Name, d.Name, v.Number, err)
+		return err
+	})
+	if werr != nil {
+		return errors.Join(err, fmt.Errorf("record the failure: %w", werr))
+	}
+	return err
 }
 
 // fitError: bad data or a degenerate system fails again on retry; the

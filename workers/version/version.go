@@ -26,6 +26,7 @@ import (
 
 	"github.com/refit-ml/refit/events"
 	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/bus"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/workers"
@@ -122,7 +123,7 @@ func (w *Worker) Reconcile(ctx context.Context) error {
 func (w *Worker) Cut(ctx context.Context, name, correlation string) error {
 	d, ok := w.datasets.Get(name)
 	if !ok {
-		return fmt.Errorf("unknown dataset %q", name)
+		return bus.Permanent(fmt.Errorf("unknown dataset %q", name))
 	}
 	lock := w.lock(name)
 	lock.Lock()

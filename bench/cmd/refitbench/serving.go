@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/refit-ml/refit/bench"
+	"github.com/refit-ml/refit/client"
 )
 
 // Connections: the closed loop keeps 16 requests in flight (enough to
@@ -133,16 +134,16 @@ func (s *suiteState) refitWithModel(ctx context.Context, name string, train []by
 	if err != nil {
 		return nil, err
 	}
-	if err := bench.Upload(ctx, p.url, "seed.csv", bytes.NewReader(train)); err != nil {
+	c := client.New(p.url)
+	if _, err := c.Upload(ctx, "housing", "seed.csv", bytes.NewReader(train), int64(len(train))); err != nil {
 		p.stop()
 		return nil, err
 	}
-	if _, err := bench.WaitDecided(ctx, p.url, 1, 2, 60*time.Second); err != nil {
+	if _, err := bench.WaitDecided(ctx, c, 1, 2, 60*time.Second); err != nil {
 		p.stop()
 		return nil, err
 	}
-	var st bench.ModelStatus
-	if err := bench.GetJSON(ctx, p.url+"/v1/models/housing", &st); err != nil || !st.Ready {
+	if st, err := c.Model(ctx, "housing"); err != nil || !st.Ready {
 		p.stop()
 		return nil, fmt.Errorf("model not served after the decisions: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/refit-ml/refit/bench"
+	"github.com/refit-ml/refit/client"
 )
 
 // swap runs the saturation load with and without a manual promotion every
@@ -20,8 +21,9 @@ func (s *suiteState) swap(ctx context.Context) error {
 		return err
 	}
 	defer p.stop()
-	var runs bench.RunsPage
-	if err := bench.GetJSON(ctx, p.url+"/v1/datasets/housing/runs", &runs); err != nil {
+	c := client.New(p.url)
+	runs, err := c.Runs(ctx, "housing", client.RunsQuery{})
+	if err != nil {
 		return err
 	}
 	if len(runs.Runs) < 2 {
@@ -29,8 +31,8 @@ func (s *suiteState) swap(ctx context.Context) error {
 	}
 	// Start with the run that is not serving: promoting the champion again
 	// is refused.
-	var cur bench.ModelStatus
-	if err := bench.GetJSON(ctx, p.url+"/v1/models/housing", &cur); err != nil || cur.Model == nil {
+	cur, err := c.Model(ctx, "housing")
+	if err != nil || cur.Model == nil {
 		return fmt.Errorf("no model served: %v", err)
 	}
 	if runs.Runs[0].ID == cur.Model.ID {
@@ -51,8 +53,7 @@ func (s *suiteState) swap(ctx context.Context) error {
 		}
 		calm = append(calm, r)
 
-		var before, after bench.ModelStatus
-		_ = bench.GetJSON(ctx, p.url+"/v1/models/housing", &before)
+		before, _ := c.Model(ctx, "housing")
 		stop := make(chan struct{})
 		done := make(chan [2]int)
 		go func() {
@@ -68,7 +69,7 @@ func (s *suiteState) swap(ctx context.Context) error {
 				case <-tick.C:
 					id := runs.Runs[(next+n-bad)%2].ID
 					n++
-					if err := bench.PostJSON(ctx, p.url+"/v1/datasets/housing/promotions", map[string]string{"run_id": id, "reason": "refitbench swap"}, nil); err != nil {
+					if _, err := c.Promote(ctx, "housing", client.PromoteRequest{RunID: id, Reason: "refitbench swap"}); err != nil {
 						bad++
 						s.report.note("swap promotion: %v", err)
 					}
@@ -77,15 +78,15 @@ func (s *suiteState) swap(ctx context.Context) error {
 		}()
 		r, err = s.load(ctx, loadRun{url: url, batch: 1, conns: closedConns, duration: dur})
 		close(stop)
-		c := <-done
+		counts := <-done
 		if err != nil {
 			return err
 		}
-		_ = bench.GetJSON(ctx, p.url+"/v1/models/housing", &after)
+		after, _ := c.Model(ctx, "housing")
 		if before.Model != nil && after.Model != nil {
 			swaps += int(after.Model.Sequence - before.Model.Sequence)
 		}
-		swapErrs += c[1]
+		swapErrs += counts[1]
 		swapped = append(swapped, r)
 	}
 	rep := s.report

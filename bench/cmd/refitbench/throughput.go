@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/refit-ml/refit/bench"
+	"github.com/refit-ml/refit/client"
 )
 
 type throughput1 struct {
@@ -112,15 +113,16 @@ func (s *suiteState) throughputOnce(ctx context.Context, n int, path string, csv
 	}
 	t := throughput1{Rows: n}
 	t0 := time.Now()
-	err = bench.Upload(ctx, p.url, "big.csv", bytes.NewReader(csv))
+	c := client.New(p.url)
+	_, err = c.Upload(ctx, "housing", "big.csv", bytes.NewReader(csv), int64(len(csv)))
 	if err == nil {
-		err = bench.WaitRuns(ctx, p.url, 1, 2, 30*time.Minute)
+		err = bench.WaitRuns(ctx, c, 1, 2, 30*time.Minute)
 	}
 	t.Seconds = time.Since(t0).Seconds()
 	t.PeakRSSMB = p.peakRSS()
-	var ds bench.DatasetStatus
+	var ds client.Dataset
 	if err == nil {
-		err = bench.GetJSON(ctx, p.url+"/v1/datasets/housing", &ds)
+		ds, err = c.Dataset(ctx, "housing")
 	}
 	p.stop()
 	if err != nil {

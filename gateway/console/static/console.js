@@ -57,12 +57,42 @@
   if (predictForm) {
     const state = predictForm.querySelector("[data-predict-state]");
     const result = document.querySelector("[data-result]");
+    const fields = Array.from(predictForm.querySelectorAll("input[name]"));
+    // What is wrong with a field, in words: empty, or outside its rule.
+    function problem(el) {
+      if (el.validity.valid) return "";
+      const v = el.validity;
+      let what = el.validationMessage.replace(/\.$/, "");
+      if (v.valueMissing) what = "required";
+      else if (v.badInput) what = "not a number";
+      else if (v.rangeUnderflow || v.rangeOverflow) what = el.value + " is out of range";
+      else if (v.stepMismatch) what = el.value + " is not a whole number";
+      else if (v.patternMismatch || v.tooLong) what = JSON.stringify(el.value) + " does not fit";
+      let msg = el.name + ": " + what + "; want " + el.dataset.rule;
+      if (el.dataset.example) msg += " (e.g. " + el.dataset.example + ")";
+      return msg;
+    }
+    function showProblem(el) {
+      const out = predictForm.querySelector('[data-field-error="' + el.name + '"]');
+      if (!out) return;
+      const msg = problem(el);
+      out.textContent = msg;
+      out.hidden = msg === "";
+      el.setAttribute("aria-invalid", msg === "" ? "false" : "true");
+    }
+    for (const el of fields) {
+      el.addEventListener("input", function () { el.classList.add("touched"); showProblem(el); });
+      el.addEventListener("blur", function () { if (el.value !== "") { el.classList.add("touched"); showProblem(el); } });
+    }
     predictForm.addEventListener("submit", async function (ev) {
       ev.preventDefault();
-      if (!predictForm.checkValidity()) {
-        const bad = predictForm.querySelector(":invalid");
-        say(state, (bad && bad.labels[0] ? bad.labels[0].textContent + ": " : "") + (bad ? bad.validationMessage : "invalid"), "error");
-        if (bad) bad.focus();
+      // input:invalid, not :invalid: a fieldset holding an invalid input
+      // matches :invalid too, and has no labels.
+      const bad = fields.filter(function (el) { return !el.validity.valid; });
+      if (bad.length > 0) {
+        for (const el of fields) { el.classList.add("touched"); showProblem(el); }
+        say(state, problem(bad[0]) + (bad.length > 1 ? " (and " + (bad.length - 1) + " more fields)" : ""), "error");
+        bad[0].focus();
         return;
       }
       const inst = {};

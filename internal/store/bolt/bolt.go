@@ -32,6 +32,9 @@ var _ store.Docs = (*Store)(nil)
 
 // Open opens or creates the database file at path.
 func Open(path string) (*Store, error) {
+	if err := checkFile(path); err != nil {
+		return nil, fmt.Errorf("bolt: %w", err)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)

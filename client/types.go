@@ -1,0 +1,339 @@
+package client
+
+import "time"
+
+// The gateway's answers, as its HTTP API (README.md, "HTTP API") sends
+// them. Fields the gateway adds later are ignored, not an error.
+
+// Metrics are a model's scores on held-out rows.
+type Metrics struct {
+	Rows int     `json:"rows"`
+	RMSE float64 `json:"rmse"`
+	MAE  float64 `json:"mae"`
+	R2   float64 `json:"r2"`
+}
+
+// Column is one column a dataset's CSV may hold.
+type Column struct {
+	Name     string   `json:"name"`
+	Type     string   `json:"type"`
+	Required bool     `json:"required"`
+	Target   bool     `json:"target,omitempty"`
+	Dropped  bool     `json:"dropped,omitempty"`
+	Min      *float64 `json:"min,omitempty"`
+	Max      *float64 `json:"max,omitempty"`
+	Choices  []string `json:"choices,omitempty"`
+}
+
+// VersionSummary is one dataset version, as GET /v1/datasets/{d} lists it.
+type VersionSummary struct {
+	Number    int       `json:"number"`
+	Rows      int       `json:"rows"`
+	NewRows   int       `json:"new_rows"`
+	TrainRows int       `json:"train_rows"`
+	TestRows  int       `json:"test_rows"`
+	Hash      string    `json:"hash"`
+	Sources   int       `json:"sources"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Source is where rows came from: an uploaded object generation or a
+// correction.
+type Source struct {
+	Kind         string `json:"kind"`
+	Bucket       string `json:"bucket,omitempty"`
+	Object       string `json:"object,omitempty"`
+	Generation   int64  `json:"generation,omitempty"`
+	CorrectionID string `json:"correction_id,omitempty"`
+}
+
+// Ingest is what became of one source.
+type Ingest struct {
+	ID         string    `json:"id"`
+	Source     Source    `json:"source"`
+	SourceTime time.Time `json:"source_time"`
+	Accepted   int       `json:"accepted"`
+	Rejected   int       `json:"rejected"`
+	Duplicate  int       `json:"duplicate"`
+	Status     string    `json:"status"`
+	Quarantine string    `json:"quarantine,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	StagedAt   time.Time `json:"staged_at"`
+}
+
+// RowCounts add up a dataset's sources.
+type RowCounts struct {
+	Accepted  int `json:"accepted"`
+	Rejected  int `json:"rejected"`
+	Duplicate int `json:"duplicate"`
+	Sources   int `json:"sources"`
+}
+
+// Dataset is GET /v1/datasets/{d}: versions, staged rows waiting, the
+// champion, row counts, every ingest and the columns.
+type Dataset struct {
+	Name         string           `json:"name"`
+	Description  string           `json:"description,omitempty"`
+	Target       string           `json:"target"`
+	BatchSize    int              `json:"batch_size"`
+	TestFraction float64          `json:"test_fraction"`
+	Models       []string         `json:"models"`
+	Versions     []VersionSummary `json:"versions"`
+	StagedRows   int              `json:"staged_rows_waiting"`
+	Champion     *Promotion       `json:"champion"`
+	Rows         RowCounts        `json:"rows"`
+	Ingests      []Ingest         `json:"ingests"`
+	Columns      []Column         `json:"columns"`
+}
+
+// Run is one model spec fitted on one dataset version.
+type Run struct {
+	ID          string    `json:"id"`
+	Dataset     string    `json:"dataset"`
+	Spec        string    `json:"spec"`
+	SpecHash    string    `json:"spec_hash"`
+	Version     int       `json:"version"`
+	VersionHash string    `json:"version_hash"`
+	TrainRows   int       `json:"train_rows"`
+	Metrics     Metrics   `json:"metrics"`
+	Artifact    string    `json:"artifact"`
+	ArtifactURI string    `json:"artifact_uri"`
+	Checksum    string    `json:"checksum"`
+	DurationMS  float64   `json:"duration_ms"`
+	CodeVersion string    `json:"code_version"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Duration is how long the fit took.
+func (r Run) Duration() time.Duration { return time.Duration(r.DurationMS * float64(time.Millisecond)) }
+
+// RunsPage is one page of GET /v1/datasets/{d}/runs.
+type RunsPage struct {
+	Runs          []Run  `json:"runs"`
+	NextPageToken string `json:"next_page_token,omitempty"`
+}
+
+// RunsQuery filters and pages the runs; zero values mean no filter and the
+// gateway's default page size.
+type RunsQuery struct {
+	Spec      string
+	Version   int
+	Limit     int
+	PageToken string
+}
+
+// RunDetail is GET /v1/runs/{id}: the run with its spec, decision,
+// promotions and lineage.
+type RunDetail struct {
+	Run
+	ArtifactError string    `json:"artifact_error,omitempty"`
+	Decision      *Decision `json:"decision"`
+	Promotions    []int64   `json:"promotions"`
+	Lineage       Lineage   `json:"lineage"`
+}
+
+// Decision statuses.
+const (
+	StatusPromoted         = "promoted"
+	StatusRejected         = "rejected"
+	StatusAwaitingApproval = "awaiting_approval"
+)
+
+// Decision records whether a run was promoted, and why.
+type Decision struct {
+	RunID         string    `json:"run_id"`
+	Dataset       string    `json:"dataset"`
+	Promoted      bool      `json:"promoted"`
+	Status        string    `json:"status"`
+	Sequence      int64     `json:"sequence,omitempty"`
+	EvalVersion   int       `json:"eval_version"`
+	Challenger    Metrics   `json:"challenger"`
+	ChampionRunID string    `json:"champion_run_id,omitempty"`
+	Champion      *Metrics  `json:"champion,omitempty"`
+	Reason        string    `json:"reason"`
+	DecidedAt     time.Time `json:"decided_at"`
+}
+
+// Promotion is one entry of a dataset's promotion history.
+type Promotion struct {
+	Dataset       string    `json:"dataset"`
+	Sequence      int64     `json:"sequence"`
+	RunID         string    `json:"run_id"`
+	Spec          string    `json:"spec"`
+	Version       int       `json:"version"`
+	VersionHash   string    `json:"version_hash"`
+	ArtifactURI   string    `json:"artifact_uri"`
+	Checksum      string    `json:"checksum"`
+	Metrics       Metrics   `json:"metrics"`
+	PreviousRunID string    `json:"previous_run_id,omitempty"`
+	Actor         string    `json:"actor"`
+	Reason        string    `json:"reason"`
+	PromotedAt    time.Time `json:"promoted_at"`
+}
+
+// History is GET /v1/datasets/{d}/promotions: the promotions, oldest
+// first, and every decision.
+type History struct {
+	Promotions []Promotion `json:"promotions"`
+	Decisions  []Decision  `json:"decisions"`
+}
+
+// PromoteRequest promotes RunID, or with Rollback returns to the previous
+// champion.
+type PromoteRequest struct {
+	RunID    string `json:"run_id,omitempty"`
+	Rollback bool   `json:"rollback,omitempty"`
+	Actor    string `json:"actor,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// Reproduction is POST /v1/runs/{id}/reproduce.
+type Reproduction struct {
+	RunID            string  `json:"run_id"`
+	Dataset          string  `json:"dataset"`
+	Spec             string  `json:"spec"`
+	Version          int     `json:"version"`
+	VersionHash      string  `json:"version_hash"`
+	TrainRows        int     `json:"train_rows"`
+	RecordedChecksum string  `json:"recorded_checksum"`
+	Checksum         string  `json:"checksum"`
+	Identical        bool    `json:"identical"`
+	DurationMS       float64 `json:"duration_ms"`
+}
+
+// LineageVersion is one link of a version's parent chain.
+type LineageVersion struct {
+	Number     int       `json:"number"`
+	Hash       string    `json:"hash"`
+	ParentHash string    `json:"parent_hash,omitempty"`
+	Rows       int       `json:"rows"`
+	NewRows    int       `json:"new_rows"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// LineageSource is one source whose rows a version holds.
+type LineageSource struct {
+	Version  int    `json:"version"`
+	IngestID string `json:"ingest_id"`
+	Source
+	Rows int `json:"rows"`
+}
+
+// Lineage is what a dataset version is made of.
+type Lineage struct {
+	Dataset     string           `json:"dataset"`
+	Version     int              `json:"version"`
+	Hash        string           `json:"hash"`
+	Rows        int              `json:"rows"`
+	TrainRows   int              `json:"train_rows"`
+	TestRows    int              `json:"test_rows"`
+	Chain       []LineageVersion `json:"chain"`
+	Sources     []LineageSource  `json:"sources"`
+	Corrections []string         `json:"corrections"`
+}
+
+// Uploaded is POST /v1/datasets/{d}/uploads.
+type Uploaded struct {
+	Object     string `json:"object"`
+	Bucket     string `json:"bucket"`
+	Generation int64  `json:"generation"`
+	Size       int64  `json:"size"`
+}
+
+// Ingest statuses of an uploaded generation.
+const (
+	IngestAccepted  = "accepted"
+	IngestRejected  = "rejected"
+	IngestDuplicate = "duplicate"
+	IngestPending   = "pending"
+)
+
+// ObjectGeneration is what became of one generation of an uploaded file.
+type ObjectGeneration struct {
+	Generation   int64      `json:"generation"`
+	Current      bool       `json:"current"`
+	Status       string     `json:"status"`
+	Reason       string     `json:"reason,omitempty"`
+	IngestID     string     `json:"ingest_id,omitempty"`
+	Accepted     int        `json:"accepted"`
+	Rejected     int        `json:"rejected"`
+	Duplicate    int        `json:"duplicate"`
+	Quarantine   string     `json:"quarantine,omitempty"`
+	StagedAt     *time.Time `json:"staged_at,omitempty"`
+	FirstVersion *int       `json:"first_version"`
+}
+
+// ObjectHistory is GET /v1/datasets/{d}/objects/{name}.
+type ObjectHistory struct {
+	Dataset     string             `json:"dataset"`
+	Bucket      string             `json:"bucket"`
+	Object      string             `json:"object"`
+	Generations []ObjectGeneration `json:"generations"`
+}
+
+// ModelInfo names the model that answered.
+type ModelInfo struct {
+	ID             string    `json:"id"`
+	Spec           string    `json:"spec"`
+	DatasetVersion int       `json:"dataset_version"`
+	DatasetHash    string    `json:"dataset_hash"`
+	Sequence       int64     `json:"sequence"`
+	PromotedAt     time.Time `json:"promoted_at"`
+	Checksum       string    `json:"checksum"`
+}
+
+// Predictions is POST /v1/models/{d}:predict.
+type Predictions struct {
+	Predictions   []float64 `json:"predictions"`
+	PredictionIDs []string  `json:"prediction_ids"`
+	Model         ModelInfo `json:"model"`
+}
+
+// ModelStatus is GET /v1/models/{d}: whether a model serves, and which.
+type ModelStatus struct {
+	Name  string     `json:"name"`
+	Ready bool       `json:"ready"`
+	Model *ModelInfo `json:"model"`
+}
+
+// Correction is the right label for an instance, or for a prediction by
+// its ID.
+type Correction struct {
+	Instance     map[string]any `json:"instance,omitempty"`
+	Label        any            `json:"label"`
+	PredictionID string         `json:"prediction_id,omitempty"`
+}
+
+// DeadLetter is an event that failed for good, with the reason.
+type DeadLetter struct {
+	ID            string            `json:"id"`
+	MessageID     string            `json:"message_id"`
+	Topic         string            `json:"topic"`
+	Handler       string            `json:"handler"`
+	Reason        string            `json:"reason"`
+	CorrelationID string            `json:"correlation_id,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	Payload       string            `json:"payload"`
+	At            time.Time         `json:"at"`
+	// Replay is set once an admin has replayed the dead letter.
+	Replay *Replay `json:"replay,omitempty"`
+}
+
+// Replay records a dead letter republished on its topic.
+type Replay struct {
+	DeadLetterID string    `json:"dead_letter_id"`
+	Topic        string    `json:"topic"`
+	MessageID    string    `json:"message_id"`
+	Actor        string    `json:"actor"`
+	At           time.Time `json:"at"`
+	// Already is true when the dead letter had been replayed before: the
+	// answer is that earlier replay, and nothing was published again.
+	Already bool `json:"already,omitempty"`
+}
+
+// Event is one Server-Sent Event of GET /v1/events.
+type Event struct {
+	ID   string
+	Type string // the CloudEvents type, e.g. dev.refit.model.promoted.v1
+	Data []byte // the event's JSON
+}
