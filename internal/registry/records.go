@@ -222,6 +222,7 @@ type DeadLetter struct {
 const (
 	DeliveryAttempt = "attempt"
 	DeliveryOutcome = "outcome"
+	DeliveryClaim   = "claim" // an attempt about to be sent (WebhookClaims)
 )
 
 // Webhook delivery outcomes.
@@ -249,4 +250,7 @@ type WebhookDelivery struct {
 	Outcome    string    `json:"outcome,omitempty"` // delivered or failed
 	DurationMS float64   `json:"duration_ms,omitempty"`
 	At         time.Time `json:"at"`
+	// Payload is the body sent, on claims: a delivery whose sender died is
+	// resumed from it, under the same delivery ID.
+	Payload string `json:"payload,omitempty"`
 }

@@ -22,11 +22,12 @@ const (
 	colDeadLetters = "deadletters"
 	colWebhooks    = "webhook_deliveries"
 	colDuplicates  = "duplicate_batches"
+	colClaims      = "webhook_claims"
 )
 
 // Collections lists every collection, for setup (indexes) and tests.
 func Collections() []string {
-	return []string{colIngests, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks, colReplays, colDuplicates}
+	return []string{colIngests, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks, colReplays, colDuplicates, colClaims}
 }
 
 // Registry reads and writes Refit's records.
@@ -286,4 +287,21 @@ func (r *Registry) WebhookDelivery(ctx context.Context, deliveryID string) ([]We
 // WebhookDeliveries returns the whole delivery log, by delivery.
 func (r *Registry) WebhookDeliveries(ctx context.Context) ([]WebhookDelivery, error) {
 	return list[WebhookDelivery](ctx, r, colWebhooks, "")
+}
+
+// ClaimWebhookAttempt claims attempt c.Attempt of delivery c.DeliveryID
+// before it is sent: exactly one sender gets each attempt number (the
+// others get store.ErrDuplicate), so two dispatchers never both POST it.
+func (r *Registry) ClaimWebhookAttempt(ctx context.Context, c WebhookDelivery) error {
+	return r.insert(ctx, colClaims, deliveryKey(c.DeliveryID, DeliveryAttempt, c.Attempt), c)
+}
+
+// WebhookClaims returns the claims of one delivery (every delivery when
+// deliveryID is empty), by delivery then attempt.
+func (r *Registry) WebhookClaims(ctx context.Context, deliveryID string) ([]WebhookDelivery, error) {
+	prefix := ""
+	if deliveryID != "" {
+		prefix = deliveryID + "/"
+	}
+	return list[WebhookDelivery](ctx, r, colClaims, prefix)
 }
