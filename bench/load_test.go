@@ -22,7 +22,10 @@ func TestLoadSmoke(t *testing.T) {
 		t.Fatalf("closed loop: %+v", closed)
 	}
 	open := Load{URL: url, Bodies: bodies, Conns: 4, Rate: 200, Duration: 500 * time.Millisecond}.Run(context.Background())
-	if open.Failed != 0 || open.Requests < 80 || open.Requests > 101 {
+	// Sent and late together are the schedule (rate × duration); how many
+	// were sent in time depends on how loaded the machine is, so only the
+	// schedule and the ceiling are asserted.
+	if sched := open.Requests + open.Late; open.Failed != 0 || open.Requests == 0 || open.Requests > 101 || sched < 80 || sched > 101 {
 		t.Fatalf("open loop at 200/s for 0.5 s: %+v", open)
 	}
 }

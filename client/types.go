@@ -127,7 +127,7 @@ type RunsQuery struct {
 type RunDetail struct {
 	Run
 	ArtifactError string    `json:"artifact_error,omitempty"`
-	Decision      *Decision `json:"decision"`
+	Decision      *Standing `json:"decision"`
 	Promotions    []int64   `json:"promotions"`
 	Lineage       Lineage   `json:"lineage"`
 }
@@ -154,6 +154,19 @@ type Decision struct {
 	DecidedAt     time.Time `json:"decided_at"`
 }
 
+// Standing is a run's decision brought up to date by the promotion
+// history (a person may have promoted it since the rule decided).
+type Standing struct {
+	Decision
+	// Decided and DecidedReason are what the rule recorded, when the
+	// history overrides it.
+	Decided       string `json:"decided,omitempty"`
+	DecidedReason string `json:"decided_reason,omitempty"`
+	// Champion: the run is the latest promotion's (this shadows the
+	// decision's champion metrics, which the gateway does not send here).
+	Champion bool `json:"champion"`
+}
+
 // Promotion is one entry of a dataset's promotion history.
 type Promotion struct {
 	Dataset       string    `json:"dataset"`
@@ -175,7 +188,7 @@ type Promotion struct {
 // first, and every decision.
 type History struct {
 	Promotions []Promotion `json:"promotions"`
-	Decisions  []Decision  `json:"decisions"`
+	Decisions  []Standing  `json:"decisions"`
 }
 
 // PromoteRequest promotes RunID, or with Rollback returns to the previous

@@ -420,7 +420,7 @@ func checkWorkload(t *testing.T, overlay string, w workload, found map[string]bo
 		switch {
 		case len(c.Args) == 2 && c.Args[0] == "serve" && strings.HasPrefix(c.Args[1], "--target="):
 			target = strings.TrimPrefix(c.Args[1], "--target=")
-			if !slices.Contains(targets, target) {
+			if !slices.Contains(targets, target) && target != "scaler" {
 				errorf("unknown target %q", target)
 			}
 			found[target] = true
@@ -428,7 +428,7 @@ func checkWorkload(t *testing.T, overlay string, w workload, found map[string]bo
 				errorf("component label %q but runs --target=%s", want, target)
 			}
 			ns := "refit-ml"
-			if target == "gateway" {
+			if target == "gateway" || target == "scaler" {
 				ns = "refit-web"
 			}
 			if w.obj.Namespace != ns {
@@ -462,6 +462,9 @@ var secretSettings = []string{"REFIT_MONGODB_URI", "REFIT_ADMIN_TOKEN", "REFIT_W
 
 func checkEnv(t *testing.T, id string, c corev1.Container, target string) {
 	t.Helper()
+	if target == "scaler" {
+		return // the predictive scaler reads only Prometheus: no stack settings, no secrets
+	}
 	fromSecret := map[string]bool{}
 	configMap := false
 	for _, e := range c.EnvFrom {
@@ -631,18 +634,20 @@ func TestNetworkPolicies(t *testing.T) {
 					denyAll[o.Namespace] = true
 					continue
 				}
+				// The predictive scaler admits KEDA's operator on its gRPC port.
+				scaler := np.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"] == "scaler"
 				for _, rule := range np.Spec.Ingress {
 					if len(rule.From) == 0 {
 						t.Errorf("%s: a rule without from admits everyone", o.id())
 					}
 					for _, p := range rule.Ports {
-						if p.Port == nil || p.Port.IntValue() != 8080 {
+						if p.Port == nil || (p.Port.IntValue() != 8080 && !(scaler && p.Port.IntValue() == 9090)) {
 							t.Errorf("%s: only port 8080 may be opened, have %v", o.id(), p.Port)
 						}
 					}
 					for _, peer := range rule.From {
 						switch {
-						case peer.PodSelector != nil:
+						case peer.PodSelector != nil && !(scaler && peer.PodSelector.MatchLabels["app"] == "keda-operator"):
 							t.Errorf("%s: admits pods by label: %v", o.id(), peer.PodSelector)
 						case peer.NamespaceSelector != nil:
 							sel, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
@@ -652,6 +657,9 @@ func TestNetworkPolicies(t *testing.T) {
 							allowed := monitoring
 							if o.Namespace == "refit-web" {
 								allowed = append(slices.Clone(monitoring), "ingress-nginx")
+							}
+							if scaler {
+								allowed = []string{"keda"}
 							}
 							admitsAllowed := false
 							for _, ns := range allowed {
@@ -755,6 +763,16 @@ func TestKEDAScaling(t *testing.T) {
 			if spec.MinReplicaCount == nil || *spec.MinReplicaCount != 0 {
 				t.Errorf("%s: training scales to zero when idle", o.id())
 			}
+		}
+		if key == "refit-web/gateway" {
+			// The reactive trigger first, then refit-scaler's forecast.
+			if n := len(spec.Triggers); n != 2 || spec.Triggers[1].Type != "external" ||
+				spec.Triggers[1].Metadata["scalerAddress"] != "refit-scaler.refit-web.svc.cluster.local:9090" ||
+				!strings.Contains(spec.Triggers[1].Metadata["query"], "rate(prediction_requests_total") || spec.Triggers[1].Metadata["horizon"] == "" {
+				t.Errorf("%s: want the prometheus trigger and the external refit-scaler one, have %+v", o.id(), spec.Triggers)
+				continue
+			}
+			spec.Triggers = spec.Triggers[:1]
 		}
 		if len(spec.Triggers) != 1 {
 			t.Errorf("%s: want one trigger", o.id())

@@ -19,8 +19,10 @@ import (
 	"github.com/refit-ml/refit/internal/blob/local"
 	"github.com/refit-ml/refit/internal/bus"
 	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/promapi"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
+	"github.com/refit-ml/refit/scaler"
 	"github.com/refit-ml/refit/schemas"
 	"github.com/refit-ml/refit/workers"
 	"github.com/refit-ml/refit/workers/preprocess"
@@ -89,6 +91,9 @@ func refitMetrics(t *testing.T) map[string]metricInfo {
 	must(train.New(train.Config{Deps: deps}))
 	must(promote.New(deps))
 	models := serve.NewModels(catalog, bucket, reg, logger, rec)
+	prom, err := promapi.New(promapi.Config{URL: "http://127.0.0.1:1"})
+	must(prom, err)
+	must(scaler.New(scaler.Config{Prometheus: prom, Logger: logger, Metrics: rec}))
 
 	out := map[string]metricInfo{}
 	for _, c := range rec.collectors {
@@ -177,7 +182,8 @@ var targetLabels = []string{"job", "instance", "target", "namespace", "pod", "co
 // foreign are series Refit does not export but may query.
 func foreign(name string) bool {
 	return strings.HasPrefix(name, "pubsub_googleapis_com:") || name == "up" ||
-		strings.HasPrefix(name, "go_") || strings.HasPrefix(name, "process_")
+		strings.HasPrefix(name, "go_") || strings.HasPrefix(name, "process_") ||
+		strings.HasPrefix(name, "kube_") // kube-state-metrics: the gateway's replicas
 }
 
 // TestQueriesUseRefitMetrics: every metric the dashboard, the alerts and

@@ -37,7 +37,8 @@ type Config struct {
 	ExitWhenIdle time.Duration
 	LogLevel     slog.Level
 	LogFormat    string
-	Access       Access // tokens and webhooks (access.go)
+	Access       Access       // tokens and webhooks (access.go)
+	Scaler       ScalerConfig // --target=scaler (scaler.go)
 
 	// gcp profile
 	GCPProject     string
@@ -108,6 +109,9 @@ func loadConfig(getenv func(string) string, profileFlag, targetFlag string) (Con
 	if c.Access, err = loadAccess(getenv); err != nil {
 		return c, err
 	}
+	if c.Scaler, err = loadScalerConfig(getenv, c.Targets); err != nil {
+		return c, err
+	}
 	return c, c.validate()
 }
 
@@ -161,10 +165,10 @@ func parseTargets(s string) ([]string, error) {
 		switch {
 		case t == "all":
 			out = append(out, allTargets...)
-		case contains(allTargets, t):
+		case contains(allTargets, t), t == targetScaler:
 			out = append(out, t)
 		default:
-			return nil, &settingError{"--target", fmt.Sprintf("unknown target %q: want all or a comma list of %s", t, strings.Join(allTargets, ", "))}
+			return nil, &settingError{"--target", fmt.Sprintf("unknown target %q: want all, scaler or a comma list of %s", t, strings.Join(allTargets, ", "))}
 		}
 	}
 	if len(out) == 0 {

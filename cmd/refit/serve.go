@@ -35,7 +35,7 @@ Example:
 
 func serveCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", serveHelp, stderr)
-	target := fs.String("target", "", "comma list of: all, gateway, preprocess, version, train, promote (env REFIT_TARGET, default all)")
+	target := fs.String("target", "", "comma list of: all, gateway, preprocess, version, train, promote; or scaler alone (env REFIT_TARGET, default all)")
 	profile := fs.String("profile", "", "embedded or gcp (env REFIT_PROFILE, default embedded)")
 	if _, err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -48,6 +48,9 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+	if cfg.has(targetScaler) {
+		return serveScaler(ctx, cfg, logger, stdout)
+	}
 	return serve(ctx, cfg, logger, stdout)
 }
 

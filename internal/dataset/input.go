@@ -14,8 +14,9 @@ import (
 
 // InputOptions tunes NewInputReader.
 type InputOptions struct {
-	// MaxRecordBytes caps one record (default 64 KiB). Longer records are
-	// skipped without being held in memory and rejected.
+	// MaxRecordBytes caps one record (default 64 KiB plus the text
+	// columns' max_length, so an over-long text is rejected by name).
+	// Longer records are skipped without being held in memory and rejected.
 	MaxRecordBytes int
 }
 
@@ -112,6 +113,11 @@ func (d *Definition) NewInputReader(r io.Reader, opts InputOptions) (*InputReade
 	limit := opts.MaxRecordBytes
 	if limit <= 0 {
 		limit = defaultMaxRecordBytes
+		for _, c := range d.kept {
+			if c.Type == TypeText {
+				limit += c.MaxLength
+			}
+		}
 	}
 	ir := &InputReader{
 		d:   d,

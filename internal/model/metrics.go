@@ -16,6 +16,23 @@ type Metrics struct {
 	// R2 is 1 - SSE/SST; it is 0 when the targets do not vary (SST = 0),
 	// where the ratio is undefined.
 	R2 float64 `json:"r2"`
+	// Classification is a classifier's scores (nil for regression).
+	Classification *Classification `json:"classification,omitempty"`
+}
+
+// Classification is a classifier's scores on held-out rows; per-class lists
+// follow Classes. It has registry.Classification's fields, so one converts
+// to the other.
+type Classification struct {
+	Accuracy  float64   `json:"accuracy"`
+	F1Macro   float64   `json:"f1_macro"`
+	LogLoss   float64   `json:"log_loss"`
+	ROCAUC    *float64  `json:"roc_auc,omitempty"`
+	Classes   []string  `json:"classes"`
+	Precision []float64 `json:"precision"`
+	Recall    []float64 `json:"recall"`
+	F1        []float64 `json:"f1"`
+	Confusion [][]int   `json:"confusion"`
 }
 
 // EvaluateEach scores every predictor on the rows of test in one streaming

@@ -318,7 +318,7 @@ func (w *Worker) score(ctx context.Context, d *dataset.Definition, runs []scored
 		if math.IsNaN(m.RMSE) {
 			return nil, bus.Permanent(fmt.Errorf("score run %s: NaN", runs[i].id))
 		}
-		out[i] = registry.Metrics(m)
+		out[i] = workers.RunMetrics(m)
 	}
 	return out, nil
 }
@@ -407,7 +407,7 @@ func PromotedEvent(p registry.Promotion, correlation string) *events.ModelPromot
 	return &events.ModelPromoted{
 		Meta:     events.Meta{ID: fmt.Sprintf("%s/promotion/%d", p.Dataset, p.Sequence), Dataset: p.Dataset, Time: p.PromotedAt, CorrelationID: correlation},
 		Sequence: p.Sequence, ModelID: p.RunID, Spec: p.Spec, ArtifactURI: p.ArtifactURI, Checksum: p.Checksum,
-		DatasetVersion: p.Version, DatasetHash: p.VersionHash, Metrics: p.Metrics, PreviousModelID: p.PreviousRunID,
+		DatasetVersion: p.Version, DatasetHash: p.VersionHash, Metrics: p.Metrics.Event(), PreviousModelID: p.PreviousRunID,
 		Actor: p.Actor, Reason: p.Reason, PromotedAt: p.PromotedAt,
 	}
 }

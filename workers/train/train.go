@@ -222,7 +222,7 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, v registry.V
 	elapsed := time.Since(start)
 	run := registry.Run{
 		ID: id, Dataset: d.Name, Spec: spec.Name, SpecHash: spec.Hash(), Version: v.Number, VersionHash: v.Hash,
-		TrainRows: art.TrainRows, Metrics: registry.Metrics(m), Artifact: name, ArtifactURI: blob.URI(w.bucket, name),
+		TrainRows: art.TrainRows, Metrics: workers.RunMetrics(m), Artifact: name, ArtifactURI: blob.URI(w.bucket, name),
 		Checksum: checksum, DurationMS: float64(elapsed.Microseconds()) / 1000, CodeVersion: w.version, CreatedAt: w.now(),
 	}
 	err = w.reg.AddRun(ctx, run)
@@ -274,6 +274,6 @@ func (w *Worker) announce(ctx context.Context, run registry.Run, correlation str
 	return w.pub.Publish(ctx, &events.ModelTrained{
 		Meta:  events.Meta{ID: run.ID, Dataset: run.Dataset, Time: run.CreatedAt, CorrelationID: correlation},
 		RunID: run.ID, Spec: run.Spec, SpecHash: run.SpecHash, Version: run.Version, VersionHash: run.VersionHash,
-		Metrics: run.Metrics,
+		Metrics: run.Metrics.Event(),
 	})
 }
