@@ -185,7 +185,18 @@ type Run struct {
 	DurationMS  float64   `json:"duration_ms"`
 	CodeVersion string    `json:"code_version"`
 	CreatedAt   time.Time `json:"created_at"`
+	// FittedFrom is what the model was fitted from: FitStatistics (the
+	// version's sufficient statistics, reading no rows) or FitRows.
+	FittedFrom string `json:"fitted_from,omitempty"`
+	// L2 is the ridge penalty a spec with "l2": "auto" chose.
+	L2 *float64 `json:"l2,omitempty"`
 }
+
+// What a run was fitted from (Run.FittedFrom).
+const (
+	FitStatistics = "statistics"
+	FitRows       = "rows"
+)
 
 // Decision statuses.
 const (

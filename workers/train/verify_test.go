@@ -24,8 +24,8 @@ import (
 )
 
 // TestRowsBlobsAreVerifiedWhileRead damages a version's rows blob the
-// ways disks and operators do and checks that no run is recorded on it and
-// the failure is permanent, naming the blob.
+// ways disks and operators do and checks that no run fitted from the rows
+// is recorded on it and the failure is permanent, naming the blob.
 func TestRowsBlobsAreVerifiedWhileRead(t *testing.T) {
 	// halve keeps the header and the first half of the rows, cut at a line
 	// boundary: still valid staged CSV.
@@ -87,7 +87,7 @@ func TestRowsBlobsAreVerifiedWhileRead(t *testing.T) {
 			reg := registry.New(memory.New())
 			require.NoError(t, reg.AddVersion(ctx, v))
 			w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
-				Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()}})
+				Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()}, FitFromRows: true})
 			require.NoError(t, err)
 
 			err = w.HandleVersioned(ctx, &events.DatasetVersioned{Meta: events.Meta{Dataset: d.Name}, Version: v.Number})
