@@ -327,3 +327,35 @@ func TestPredictWithARealClassifier(t *testing.T) {
 	}
 	require.Greater(t, right, 24, "a fitted model gets most of its own training rows right")
 }
+
+func TestConsoleForAClassifier(t *testing.T) {
+	f := newReviewsFixture(t)
+	ctx := context.Background()
+	for v, acc := range []float64{0.71, 0.78} {
+		require.NoError(t, f.reg.AddRun(ctx, registry.Run{ID: "run" + string(rune('a'+v)), Dataset: "reviews", Spec: "logistic-tfidf",
+			Version: v + 1, TrainRows: 100, CreatedAt: time.Now().UTC(),
+			Metrics: registry.Metrics{Classification: &registry.Classification{Accuracy: acc, F1Macro: acc - 0.01, LogLoss: 0.5,
+				Classes: []string{"negative", "positive"}}}}))
+	}
+	get := func(path string) string {
+		resp, err := http.Get(f.srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+		return string(b)
+	}
+	page := get("/console/reviews")
+	require.Contains(t, page, `<textarea id="in-review" name="review"`)
+	require.Contains(t, page, "text of at most 200 bytes")
+	require.Contains(t, page, `<select id="correct-label" name="label" required><option value="negative">negative</option><option value="positive">positive</option></select>`)
+	require.Contains(t, page, `data-probs`)
+	require.NotContains(t, page, `type="number" step="any" required>`, "no number box for a class label")
+
+	page = get("/console/reviews/pipeline")
+	require.Contains(t, page, "Validation accuracy by dataset version")
+	require.Contains(t, page, "logistic-tfidf v2: accuracy 0.7800")
+	require.Contains(t, page, `<td data-v="0.78">0.7800</td>`)
+	require.Contains(t, page, ">Macro F1<")
+}
