@@ -149,6 +149,9 @@ func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Ve
 	if len(todo) == 0 {
 		return errors.Join(errs...)
 	}
+	if d.Task == dataset.TaskClassification {
+		return w.trainKinds(ctx, d, v, todo, errs, correlation)
+	}
 
 	start := time.Now()
 	byStats, byRows := splitByFit(todo, w.fromRows)
@@ -170,8 +173,19 @@ func (w *Worker) fitRows(ctx context.Context, d *dataset.Definition, v registry.
 	if len(todo) == 0 {
 		return nil, nil, nil
 	}
+	checks, err := w.blobChecks(ctx, v)
+	var corrupt *CorruptBlobError
+	if errors.As(err, &corrupt) {
+		return nil, nil, []error{bus.Permanent(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, err))}
+	}
+	if err != nil {
+		return nil, nil, []error{err}
+	}
+	// Every blob is checked against its version while it streams: a short
+	// or altered blob fails the run instead of training on other data.
+	rows := verifiedOpener{Opener: w.bucket, checks: checks}
 	var errs []error
-	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TrainSplit))
+	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanSplit(ctx, rows, v.Blobs, dataset.TrainSplit))
 	var done []fitted
 	var ps []*model.Predictor
 	for i, spec := range todo {
@@ -190,7 +204,7 @@ func (w *Worker) fitRows(ctx context.Context, d *dataset.Definition, v registry.
 	if len(ps) == 0 {
 		return nil, nil, errs
 	}
-	ms, err := model.EvaluateEach(ctx, ps, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TestSplit))
+	ms, err := model.EvaluateEach(ctx, ps, d.ScanSplit(ctx, rows, v.Blobs, dataset.TestSplit))
 	if err != nil {
 		return nil, nil, append(errs, w.fitError(fmt.Errorf("score on %s/v%d: %w", d.Name, v.Number, err)))
 	}
@@ -202,6 +216,8 @@ type fitted struct {
 	spec dataset.ModelSpec
 	art  *model.Artifact
 	from string // registry.FitStatistics or FitRows
+	// warmRun is the run a fit started from ("" for a cold start).
+	warmRun string
 }
 
 // record stores a trained model and its run. The run's duration counts from
@@ -238,7 +254,7 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, v registry.V
 	elapsed := time.Since(start)
 	run := registry.Run{
 		ID: id, Dataset: d.Name, Spec: spec.Name, SpecHash: spec.Hash(), Version: v.Number, VersionHash: v.Hash,
-		TrainRows: art.TrainRows, FittedFrom: f.from, L2: art.L2, Metrics: workers.RunMetrics(m), Artifact: name, ArtifactURI: blob.URI(w.bucket, name),
+		TrainRows: art.TrainRows, FittedFrom: f.from, L2: art.L2, Metrics: workers.RunMetrics(m), Fit: runFit(f), Artifact: name, ArtifactURI: blob.URI(w.bucket, name),
 		Checksum: checksum, DurationMS: float64(elapsed.Microseconds()) / 1000, CodeVersion: w.version, CreatedAt: w.now(),
 	}
 	err = w.reg.AddRun(ctx, run)
