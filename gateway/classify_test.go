@@ -219,7 +219,7 @@ func TestCorrectionsTakeAClass(t *testing.T) {
 		{"no label", `{"instance":{"review":"so good"}}`, 400, "label", "one of negative, positive"},
 		{"the target in the instance", `{"instance":{"review":"x","sentiment":"positive"},"label":"positive"}`, 400, "instance.sentiment", `goes in "label"`},
 		{"invalid text", "{\"instance\":{\"review\":\"\\ud800\"},\"label\":\"positive\"}", 400, "review", "instance.review: not valid UTF-8"},
-		{"invalid bytes", "{\"instance\":{\"review\":\"a\xffb\"},\"label\":\"positive\"}", 400, "review", "instance.review: not valid UTF-8"},
+		{"invalid bytes", "{\"instance\":{\"review\":\"a\xffb\"},\"label\":\"positive\"}", 400, "review", "not valid UTF-8"},
 		{"a U+FFFD sent on purpose", `{"instance":{"review":"\ufffd and �"},"label":"positive"}`, 202, "", ""},
 		{"text over max_length", `{"instance":{"review":"` + strings.Repeat("x", 201) + `"},"label":"positive"}`, 400, "review", "longer than max_length 200"},
 	}
