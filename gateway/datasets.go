@@ -94,7 +94,7 @@ func (s *Server) handleCorrection() http.Handler {
 
 func (s *Server) correct(w http.ResponseWriter, r *http.Request, d *dataset.Definition) (int, error) {
 	var req correctionRequest
-	if err := decodeJSONStrict(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+	if err := decodeJSON(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
 		status, _ := toStatus(err)
 		return status, err
 	}
