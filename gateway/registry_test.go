@@ -61,7 +61,7 @@ func (f *fixture) addRun(t *testing.T, spec string, n int, created time.Time) re
 		require.NoError(t, f.reg.AddVersion(ctx, registry.Version{Dataset: "housing", Number: 1, Hash: strings.Repeat("a", 64), Rows: len(f.rows)}))
 	}
 	run := registry.Run{ID: id, Dataset: "housing", Spec: spec, SpecHash: s.Hash(), Version: 1, VersionHash: strings.Repeat("a", 64),
-		TrainRows: n, Metrics: registry.Metrics{Rows: 10, RMSE: float64(n)}, Artifact: name, ArtifactURI: blob.URI(f.bucket, name),
+		TrainRows: n, Metrics: registry.Metrics{Metrics: events.Metrics{Rows: 10, RMSE: float64(n)}}, Artifact: name, ArtifactURI: blob.URI(f.bucket, name),
 		Checksum: model.Checksum(b), CreatedAt: created}
 	require.NoError(t, f.reg.AddRun(ctx, run))
 	return run

@@ -21,8 +21,12 @@ const (
 	TypeInt    = "int"
 	TypeBool   = "bool" // 0/1, true/false
 	TypeString = "string"
-	TypeText   = "text" // free text (a review); reserved for text models
+	TypeText   = "text" // free UTF-8 text (a review), for text features
 )
+
+// DefaultTextMaxLength bounds a text column's value, in bytes, when the
+// column sets no max_length.
+const DefaultTextMaxLength = 100_000
 
 // Tasks.
 const (
@@ -69,8 +73,10 @@ type Column struct {
 
 // Promotion holds the rules for promoting a challenger.
 type Promotion struct {
-	// PrimaryMetric compares challenger and champion: rmse, mae (lower is
-	// better) or r2 (higher is better).
+	// PrimaryMetric compares challenger and champion. Regression: rmse,
+	// mae (lower is better) or r2 (higher; default rmse). Classification:
+	// accuracy (default), f1_macro, roc_auc (two classes; higher is
+	// better) or log_loss (lower).
 	PrimaryMetric string `json:"primary_metric"`
 	// MinImprovement: how much better the challenger must be, in the
 	// metric's units (0: any improvement).
@@ -85,8 +91,18 @@ type Promotion struct {
 	AutoPromote *bool `json:"auto_promote,omitempty"`
 }
 
-// Metrics a promotion rule can name.
-var promotionMetrics = []string{"rmse", "mae", "r2"}
+// Metrics a promotion rule can name, per task.
+func regressionMetrics() []string     { return []string{"rmse", "mae", "r2"} }
+func classificationMetrics() []string { return []string{"accuracy", "f1_macro", "log_loss", "roc_auc"} }
+
+// promotionMetrics are every metric a rule can name (the task decides
+// which apply).
+func promotionMetrics() []string { return append(regressionMetrics(), classificationMetrics()...) }
+
+// LowerIsBetterMetric reports whether smaller values of metric win.
+func LowerIsBetterMetric(metric string) bool {
+	return metric == "rmse" || metric == "mae" || metric == "log_loss"
+}
 
 // Auto reports whether a winning challenger is promoted without approval.
 func (p Promotion) Auto() bool { return p.AutoPromote == nil || *p.AutoPromote }
@@ -95,7 +111,7 @@ func (p Promotion) Auto() bool { return p.AutoPromote == nil || *p.AutoPromote }
 // naming the bound, e.g. "r2 -0.12 is below promotion.min.r2 = 0".
 // score returns a metric's value by name.
 func (p Promotion) Bounds(score func(metric string) float64) string {
-	for _, m := range promotionMetrics {
+	for _, m := range promotionMetrics() {
 		if lo, ok := p.Min[m]; ok && score(m) < lo {
 			return fmt.Sprintf("%s %.6g is below promotion.min.%s = %g", m, score(m), m, lo)
 		}
@@ -106,14 +122,15 @@ func (p Promotion) Bounds(score func(metric string) float64) string {
 	return ""
 }
 
-func (p Promotion) validate() error {
+func (p Promotion) validate(metrics []string) error {
+	want := strings.Join(metrics, ", ")
 	for _, b := range []struct {
 		name   string
 		bounds map[string]float64
 	}{{"min", p.Min}, {"max", p.Max}} {
 		for m, v := range b.bounds {
-			if !slices.Contains(promotionMetrics, m) {
-				return fmt.Errorf("promotion.%s.%s: unknown metric (want rmse, mae or r2)", b.name, m)
+			if !slices.Contains(metrics, m) {
+				return fmt.Errorf("promotion.%s.%s: unknown metric (want one of %s)", b.name, m, want)
 			}
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return fmt.Errorf("promotion.%s.%s must be a finite number", b.name, m)
@@ -131,9 +148,11 @@ func (p Promotion) validate() error {
 // ModelSpec is one model to fit on every version of the dataset.
 type ModelSpec struct {
 	Name     string    `json:"name"`
-	Kind     string    `json:"kind"` // "linear"
+	Kind     string    `json:"kind"` // KindLinear or KindLogistic
 	Features []Feature `json:"features"`
 	// L2 adds a ridge penalty (0: ordinary least squares), or "auto".
+	// For logistic it is λ of the L2 penalty (scikit-learn's C = 1/λ),
+	// default 1; "auto" is for linear only.
 	L2          Ridge  `json:"l2,omitzero"`
 	Description string `json:"description,omitempty"`
 }
@@ -175,19 +194,60 @@ func (r *Ridge) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Model kinds.
+const (
+	KindLinear   = "linear"   // least squares (regression)
+	KindLogistic = "logistic" // L2 logistic regression (classification)
+)
+
+// DefaultLogisticL2 is a logistic spec's λ when it sets none
+// (scikit-learn's C = 1).
+const DefaultLogisticL2 = 1.0
+
+// LogisticL2 is the penalty a logistic spec fits with.
+func (s ModelSpec) LogisticL2() float64 {
+	if s.L2.Lambda == 0 {
+		return DefaultLogisticL2
+	}
+	return s.L2.Lambda
+}
+
 // Feature transforms.
 const (
 	TransformNumeric = "numeric"
 	TransformOneHot  = "onehot"
 	TransformHashed  = "hashed"
+	TransformText    = "text" // a text column's words (internal/text)
+)
+
+// Text weightings (internal/text).
+const (
+	WeightingTFIDF  = "tfidf"
+	WeightingCount  = "count"
+	WeightingBinary = "binary"
+)
+
+// Limits of a text feature (internal/text has the same).
+const (
+	MaxTextNGram   = 5
+	MaxTextBuckets = 1 << 24
 )
 
 // Feature is one input column and how it becomes model features.
 type Feature struct {
 	Column    string `json:"column"`
 	Transform string `json:"transform"`
-	// Buckets for hashed features.
+	// Buckets for hashed features, and for text features with the hashing
+	// trick.
 	Buckets int `json:"buckets,omitempty"`
+	// Text features: word n-gram lengths [min, max] (default [1, 1]);
+	// either Buckets (hashing) or a learned vocabulary of at most
+	// MaxFeatures terms (0: all) found in at least MinDF documents
+	// (0: 1); Weighting tfidf (default), count or binary.
+	NGrams      []int  `json:"ngrams,omitempty"`
+	MaxFeatures int    `json:"max_features,omitempty"`
+	MinDF       int    `json:"min_df,omitempty"`
+	Weighting   string `json:"weighting,omitempty"`
 	// MaxCategories for one-hot: the most frequent values get a feature each,
 	// the rest share an "other" feature.
 	MaxCategories int `json:"max_categories,omitempty"`
@@ -226,11 +286,9 @@ func (d *Definition) init() error {
 		return fmt.Errorf("name %q: want lower-case letters, digits, - or _, starting with a letter", d.Name)
 	}
 	switch d.Task {
-	case TaskRegression:
-	case TaskClassification:
-		return errors.New("task classification is not supported yet (only regression)")
+	case TaskRegression, TaskClassification:
 	default:
-		return fmt.Errorf("task %q: want regression", d.Task)
+		return fmt.Errorf("task %q: want regression or classification", d.Task)
 	}
 	if d.BatchSize <= 0 {
 		return fmt.Errorf("batch_size must be positive, got %d", d.BatchSize)
@@ -238,17 +296,17 @@ func (d *Definition) init() error {
 	if d.TestFraction <= 0 || d.TestFraction >= 1 {
 		return fmt.Errorf("test_fraction must be in (0, 1), got %g", d.TestFraction)
 	}
-	switch d.Promotion.PrimaryMetric {
-	case "":
-		d.Promotion.PrimaryMetric = "rmse"
-	case "rmse", "mae", "r2":
-	default:
-		return fmt.Errorf("promotion.primary_metric %q: want rmse, mae or r2", d.Promotion.PrimaryMetric)
+	metrics := d.Metrics()
+	switch pm := d.Promotion.PrimaryMetric; {
+	case pm == "":
+		d.Promotion.PrimaryMetric = metrics[0]
+	case !slices.Contains(metrics, pm):
+		return fmt.Errorf("promotion.primary_metric %q: want one of %s for %s", pm, strings.Join(metrics, ", "), d.Task)
 	}
 	if d.Promotion.MinImprovement < 0 {
 		return errors.New("promotion.min_improvement must not be negative")
 	}
-	if err := d.Promotion.validate(); err != nil {
+	if err := d.Promotion.validate(metrics); err != nil {
 		return err
 	}
 	d.all = map[string]Column{}
@@ -257,8 +315,8 @@ func (d *Definition) init() error {
 	if d.Target.Name == "" {
 		return errors.New("target has no name")
 	}
-	if d.Target.Type != TypeFloat && d.Target.Type != TypeInt {
-		return fmt.Errorf("target %q: a regression target must be float or int", d.Target.Name)
+	if err := d.checkTarget(); err != nil {
+		return err
 	}
 	if d.Target.Optional || d.Target.Drop {
 		return fmt.Errorf("target %q cannot be optional or dropped", d.Target.Name)
@@ -275,6 +333,17 @@ func (d *Definition) init() error {
 		default:
 			return fmt.Errorf("column %q: unknown type %q", c.Name, c.Type)
 		}
+		if c.MaxLength < 0 {
+			return fmt.Errorf("column %q: max_length must not be negative", c.Name)
+		}
+		if c.Type == TypeText {
+			if len(c.Choices) > 0 || c.Pattern != "" || c.Min != nil || c.Max != nil {
+				return fmt.Errorf("column %q: a text column takes no choices, pattern, min or max", c.Name)
+			}
+			if c.MaxLength == 0 {
+				c.MaxLength = DefaultTextMaxLength
+			}
+		}
 		if c.Pattern != "" {
 			re, err := regexp.Compile(c.Pattern)
 			if err != nil {
@@ -289,7 +358,7 @@ func (d *Definition) init() error {
 			continue
 		}
 		d.index[c.Name] = len(d.kept)
-		d.kept = append(d.kept, c)
+		d.kept = append(d.kept, d.all[c.Name]) // with its defaults
 	}
 	if len(d.Models) == 0 {
 		return errors.New("no models defined")
@@ -311,8 +380,14 @@ func (d *Definition) checkSpec(m ModelSpec) error {
 	if !namePattern.MatchString(m.Name) {
 		return fmt.Errorf("name: want lower-case letters, digits, - or _")
 	}
-	if m.Kind != "linear" {
-		return fmt.Errorf("kind %q: want linear", m.Kind)
+	switch {
+	case d.Task == TaskRegression && m.Kind != KindLinear:
+		return fmt.Errorf("kind %q: want %s for a regression dataset", m.Kind, KindLinear)
+	case d.Task == TaskClassification && m.Kind != KindLogistic:
+		return fmt.Errorf("kind %q: want %s for a classification dataset", m.Kind, KindLogistic)
+	}
+	if m.Kind == KindLogistic && m.L2.Auto {
+		return errors.New("l2 \"auto\" is for linear models; give logistic a number (default 1)")
 	}
 	if !m.L2.Auto && (m.L2.Lambda < 0 || math.IsNaN(m.L2.Lambda) || math.IsInf(m.L2.Lambda, 0)) {
 		return errors.New("l2 must be a non-negative number or \"auto\"")
@@ -339,11 +414,101 @@ func (d *Definition) checkSpec(m ModelSpec) error {
 			if f.Buckets <= 0 || f.Buckets > 1<<16 {
 				return fmt.Errorf("feature %q: hashed needs buckets in 1..65536", f.Column)
 			}
+		case TransformText:
+			if err := checkText(f, typ, m.Kind); err != nil {
+				return fmt.Errorf("feature %q: %w", f.Column, err)
+			}
 		default:
-			return fmt.Errorf("feature %q: unknown transform %q (want numeric, onehot or hashed)", f.Column, f.Transform)
+			return fmt.Errorf("feature %q: unknown transform %q (want numeric, onehot, hashed or text)", f.Column, f.Transform)
+		}
+		if f.Transform != TransformText && (f.NGrams != nil || f.MaxFeatures != 0 || f.MinDF != 0 || f.Weighting != "") {
+			return fmt.Errorf("feature %q: ngrams, max_features, min_df and weighting are for text features", f.Column)
 		}
 	}
 	return nil
+}
+
+// checkText validates a text feature's settings.
+func checkText(f Feature, typ, kind string) error {
+	if typ != TypeText {
+		return fmt.Errorf("the text transform needs a text column, this one is %s", typ)
+	}
+	if kind != KindLogistic {
+		return fmt.Errorf("text features need kind %s", KindLogistic)
+	}
+	if f.NGrams != nil {
+		if len(f.NGrams) != 2 || f.NGrams[0] < 1 || f.NGrams[1] < f.NGrams[0] || f.NGrams[1] > MaxTextNGram {
+			return fmt.Errorf("ngrams %v: want [min, max] with 1 <= min <= max <= %d", f.NGrams, MaxTextNGram)
+		}
+	}
+	if f.Buckets < 0 || f.Buckets > MaxTextBuckets {
+		return fmt.Errorf("buckets %d: want 1..%d (or none, for a vocabulary)", f.Buckets, MaxTextBuckets)
+	}
+	if f.Buckets > 0 && (f.MaxFeatures != 0 || f.MinDF != 0) {
+		return errors.New("max_features and min_df are for a learned vocabulary, not buckets (hashing)")
+	}
+	if f.MaxFeatures < 0 || f.MinDF < 0 {
+		return errors.New("max_features and min_df must not be negative")
+	}
+	switch f.Weighting {
+	case "", WeightingTFIDF, WeightingCount, WeightingBinary:
+	default:
+		return fmt.Errorf("weighting %q: want tfidf, count or binary", f.Weighting)
+	}
+	return nil
+}
+
+// checkTarget validates the target against the task.
+func (d *Definition) checkTarget() error {
+	t := d.Target
+	if d.Task == TaskRegression {
+		if t.Type != TypeFloat && t.Type != TypeInt {
+			return fmt.Errorf("target %q: a regression target must be float or int", t.Name)
+		}
+		return nil
+	}
+	if t.Type != TypeString || len(t.Choices) < 2 {
+		return fmt.Errorf("target %q: a classification target must be a string column with two or more choices (the classes)", t.Name)
+	}
+	seen := map[string]bool{}
+	for _, c := range t.Choices {
+		if c == "" || c != strings.TrimSpace(c) {
+			return fmt.Errorf("target %q: class %q must be non-empty, without leading or trailing spaces", t.Name, c)
+		}
+		if seen[c] {
+			return fmt.Errorf("target %q: class %q listed twice", t.Name, c)
+		}
+		seen[c] = true
+	}
+	return nil
+}
+
+// Metrics lists the metrics a promotion rule can name for the dataset's
+// task; the first is the default primary metric.
+func (d *Definition) Metrics() []string {
+	if d.Task == TaskClassification {
+		return classificationMetrics()
+	}
+	return regressionMetrics()
+}
+
+// Classes are a classification dataset's classes (the target's choices),
+// in order: a class's index is its position. Nil for regression.
+func (d *Definition) Classes() []string {
+	if d.Task != TaskClassification {
+		return nil
+	}
+	return slices.Clone(d.Target.Choices)
+}
+
+// ClassIndex is the index of a target value in the classes (-1, false
+// when it is not one, or the task is not classification).
+func (d *Definition) ClassIndex(target Field) (int, bool) {
+	if d.Task != TaskClassification {
+		return -1, false
+	}
+	i := slices.Index(d.Target.Choices, target.Str)
+	return i, i >= 0
 }
 
 // Kept returns the columns that are stored, in order (dropped ones left out).
@@ -372,4 +537,4 @@ func (d *Definition) Spec(name string) (ModelSpec, bool) {
 }
 
 // LowerIsBetter reports whether smaller values of the primary metric win.
-func (d *Definition) LowerIsBetter() bool { return d.Promotion.PrimaryMetric != "r2" }
+func (d *Definition) LowerIsBetter() bool { return LowerIsBetterMetric(d.Promotion.PrimaryMetric) }

@@ -78,12 +78,18 @@ func (d *Definition) ParseValue(c Column, raw string) (Field, error) {
 			return Field{Num: 0}, nil
 		}
 		return Field{}, &FieldError{c.Name, fmt.Sprintf("%q is not a boolean (want 0/1 or true/false)", clip(s))}
-	default: // string, text
+	case TypeText:
+		// Bytes, not characters: the bound is on what is stored and read.
+		if c.MaxLength > 0 && len(s) > c.MaxLength {
+			return Field{}, &FieldError{c.Name, fmt.Sprintf("text of %d bytes is longer than max_length %d", len(s), c.MaxLength)}
+		}
+		return Field{Str: s}, nil
+	default: // string
 		if c.MaxLength > 0 && utf8.RuneCountInString(s) > c.MaxLength {
 			return Field{}, &FieldError{c.Name, fmt.Sprintf("longer than %d characters", c.MaxLength)}
 		}
 		if len(c.Choices) > 0 && !contains(c.Choices, s) {
-			return Field{}, &FieldError{c.Name, fmt.Sprintf("%q is not one of the allowed values", clip(s))}
+			return Field{}, &FieldError{c.Name, fmt.Sprintf("%q is not one of the allowed values (want one of: %s)", clip(s), listChoices(c.Choices))}
 		}
 		if re := d.pattern[c.Name]; re != nil && !re.MatchString(s) {
 			return Field{}, &FieldError{c.Name, fmt.Sprintf("%q does not match %s", clip(s), c.Pattern)}
@@ -117,6 +123,16 @@ func typeWant(c Column) string {
 	default:
 		return "a string"
 	}
+}
+
+// listChoices names a column's choices for an error message, the first
+// twenty of them when there are more.
+func listChoices(cs []string) string {
+	const most = 20
+	if len(cs) > most {
+		return strings.Join(cs[:most], ", ") + fmt.Sprintf(", … (%d in all)", len(cs))
+	}
+	return strings.Join(cs, ", ")
 }
 
 func contains(xs []string, s string) bool {

@@ -106,8 +106,44 @@ type Version struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Metrics are scores on held-out rows.
-type Metrics = events.Metrics
+// Metrics are scores on held-out rows: a regression's (rmse, mae, r2, as
+// events carry them) and, for a classifier, its classification scores,
+// which appear in the JSON beside them (and are absent for regression, so
+// a regression run's JSON is what it was).
+type Metrics struct {
+	events.Metrics
+	*Classification
+}
+
+// Classification holds a classifier's scores on held-out rows (the
+// regression fields are 0 then). Per-class lists follow Classes.
+type Classification struct {
+	Accuracy float64 `json:"accuracy"`
+	F1Macro  float64 `json:"f1_macro"`
+	LogLoss  float64 `json:"log_loss"`
+	// ROCAUC of the second class's probability: two classes only, and nil
+	// when a class is absent from the rows.
+	ROCAUC    *float64  `json:"roc_auc,omitempty"`
+	Classes   []string  `json:"classes"`
+	Precision []float64 `json:"precision"`
+	Recall    []float64 `json:"recall"`
+	F1        []float64 `json:"f1"`
+	// Confusion[t][p] counts rows of true class t predicted as p.
+	Confusion [][]int `json:"confusion"`
+}
+
+// Fit is how an iterative fit went (logistic runs; absent for linear,
+// which is solved in closed form).
+type Fit struct {
+	Iterations int  `json:"iterations"`
+	Converged  bool `json:"converged"`
+	// WarmStart is the run whose model the fit started from ("" for a
+	// cold start).
+	WarmStart string `json:"warm_start,omitempty"`
+}
+
+// Event is the metrics as events carry them (regression scores and rows).
+func (m Metrics) Event() events.Metrics { return m.Metrics }
 
 // Run is one model spec fitted on one dataset version.
 type Run struct {
@@ -119,13 +155,25 @@ type Run struct {
 	VersionHash string    `json:"version_hash"`
 	TrainRows   int       `json:"train_rows"`
 	Metrics     Metrics   `json:"metrics"`
+	Fit         *Fit      `json:"fit,omitempty"`
 	Artifact    string    `json:"artifact"` // blob name
 	ArtifactURI string    `json:"artifact_uri"`
 	Checksum    string    `json:"checksum"`
 	DurationMS  float64   `json:"duration_ms"`
 	CodeVersion string    `json:"code_version"`
 	CreatedAt   time.Time `json:"created_at"`
+	// FittedFrom is what the model was fitted from: FitStatistics (the
+	// version's sufficient statistics, reading no rows) or FitRows.
+	FittedFrom string `json:"fitted_from,omitempty"`
+	// L2 is the ridge penalty a spec with "l2": "auto" chose.
+	L2 *float64 `json:"l2,omitempty"`
 }
+
+// What a run was fitted from (Run.FittedFrom).
+const (
+	FitStatistics = "statistics"
+	FitRows       = "rows"
+)
 
 // Decision statuses.
 const (

@@ -25,6 +25,26 @@ func metricTable() []metric {
 		{"rmse", true, func(m registry.Metrics) float64 { return m.RMSE }},
 		{"mae", true, func(m registry.Metrics) float64 { return m.MAE }},
 		{"r2", false, func(m registry.Metrics) float64 { return m.R2 }},
+		{"accuracy", false, classScore(func(c *registry.Classification) float64 { return c.Accuracy })},
+		{"f1_macro", false, classScore(func(c *registry.Classification) float64 { return c.F1Macro })},
+		{"log_loss", true, classScore(func(c *registry.Classification) float64 { return c.LogLoss })},
+		{"roc_auc", false, classScore(func(c *registry.Classification) float64 {
+			if c.ROCAUC == nil {
+				return math.NaN() // undefined: one class absent from the rows
+			}
+			return *c.ROCAUC
+		})},
+	}
+}
+
+// classScore reads a classification metric; NaN for a run without
+// classification scores, which wins no comparison and breaks no bound.
+func classScore(f func(*registry.Classification) float64) func(registry.Metrics) float64 {
+	return func(m registry.Metrics) float64 {
+		if m.Classification == nil {
+			return math.NaN()
+		}
+		return f(m.Classification)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/refit-ml/refit/events"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 )
@@ -13,7 +14,7 @@ import (
 func TestRule(t *testing.T) {
 	off := false
 	m := func(rmse, mae, r2 float64) registry.Metrics {
-		return registry.Metrics{RMSE: rmse, MAE: mae, R2: r2, Rows: 100}
+		return registry.Metrics{Metrics: events.Metrics{RMSE: rmse, MAE: mae, R2: r2, Rows: 100}}
 	}
 	champ := m(10, 8, 0.5)
 	for _, tt := range []struct {
@@ -50,8 +51,8 @@ func TestRule(t *testing.T) {
 			registry.StatusAwaitingApproval, "first model for housing: rmse 9 on 100 rows of version 3; awaiting approval (promotion.auto_promote is false)"},
 		{"auto_promote false: a loser is rejected", dataset.Promotion{PrimaryMetric: "rmse", AutoPromote: &off}, m(11, 8, 0.5), &champ,
 			registry.StatusRejected, "rmse 11 does not beat the champion's 10 by the required 0 (gain -1) on the same 100 rows of version 3"},
-		{"an unknown metric is refused", dataset.Promotion{PrimaryMetric: "accuracy"}, m(9, 8, 0.5), nil,
-			registry.StatusRejected, `unknown primary metric "accuracy"`},
+		{"an unknown metric is refused", dataset.Promotion{PrimaryMetric: "mse"}, m(9, 8, 0.5), nil,
+			registry.StatusRejected, `unknown primary metric "mse"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v := Rule("housing", tt.p, tt.challenger, tt.champion, 3)
@@ -69,6 +70,6 @@ func TestMetricTable(t *testing.T) {
 		_, ok := lookupMetric(name)
 		require.True(t, ok, name)
 	}
-	require.Equal(t, 7.0, score(registry.Metrics{MAE: 7}, "mae"))
+	require.Equal(t, 7.0, score(registry.Metrics{Metrics: events.Metrics{MAE: 7}}, "mae"))
 	require.True(t, math.IsNaN(score(registry.Metrics{}, "nope")))
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/workers"
+	"github.com/refit-ml/refit/workers/stats"
 )
 
 // Worker is the version worker.
@@ -40,6 +41,7 @@ type Worker struct {
 	pub      workers.Publisher
 	log      *slog.Logger
 	now      func() time.Time
+	stats    *stats.Store
 
 	// locks serialises cuts of one dataset in this process: an event and
 	// the reconcile loop would otherwise build the same version twice
@@ -75,6 +77,10 @@ func New(cfg workers.Deps) (*Worker, error) {
 		}, []string{"dataset"}),
 	}
 	cfg.Metrics.MustRegister(w.versions, w.duplicateRows, w.latest, w.stagedRows)
+	var err error
+	if w.stats, err = stats.New(cfg.Bucket, w.log, cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("version: %w", err)
+	}
 	return w, nil
 }
 
@@ -335,6 +341,7 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 			return v, err
 		}
 	}
+	w.writeStats(ctx, d, name)
 	whole := sha256.Sum256([]byte(parent.Hash + ":" + contentHash))
 	v.Hash = hex.EncodeToString(whole[:])
 	v.Blobs = append(v.Blobs, name)
