@@ -170,8 +170,19 @@ func (w *Worker) fitRows(ctx context.Context, d *dataset.Definition, v registry.
 	if len(todo) == 0 {
 		return nil, nil, nil
 	}
+	checks, err := w.blobChecks(ctx, v)
+	var corrupt *CorruptBlobError
+	if errors.As(err, &corrupt) {
+		return nil, nil, []error{bus.Permanent(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, err))}
+	}
+	if err != nil {
+		return nil, nil, []error{err}
+	}
+	// Every blob is checked against its version while it streams: a short
+	// or altered blob fails the run instead of training on other data.
+	rows := verifiedOpener{Opener: w.bucket, checks: checks}
 	var errs []error
-	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TrainSplit))
+	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanSplit(ctx, rows, v.Blobs, dataset.TrainSplit))
 	var done []fitted
 	var ps []*model.Predictor
 	for i, spec := range todo {
@@ -190,7 +201,7 @@ func (w *Worker) fitRows(ctx context.Context, d *dataset.Definition, v registry.
 	if len(ps) == 0 {
 		return nil, nil, errs
 	}
-	ms, err := model.EvaluateEach(ctx, ps, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TestSplit))
+	ms, err := model.EvaluateEach(ctx, ps, d.ScanSplit(ctx, rows, v.Blobs, dataset.TestSplit))
 	if err != nil {
 		return nil, nil, append(errs, w.fitError(fmt.Errorf("score on %s/v%d: %w", d.Name, v.Number, err)))
 	}
