@@ -9,8 +9,11 @@ export REFIT_DATA_DIR ?= ./var
 run: build
 	./$(BIN) run
 
+# REVISION: Go records no vcs.revision under GOFLAGS=-buildvcs=false or in a
+# git worktree, so the linker sets it (cmd/refit/main.go: buildRevision).
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 build:
-	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/refit
+	$(GO) build -buildvcs=auto -ldflags "-X main.buildRevision=$(REVISION)" -o $(BIN) ./cmd/refit
 
 ## test: the gate, then every test with the race detector (emulators started by the tests)
 test: gate

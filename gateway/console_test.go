@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/refit-ml/refit/gateway"
 	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers/serve"
 )
 
 const xss = `<script>alert(1)</script><img src=x onerror=alert(2)>`
@@ -87,4 +89,86 @@ func TestConsoleAsksForTheAdminTokenOnlyWhenOneIsSet(t *testing.T) {
 			require.NotContains(t, string(body), "s3cret", "the page never carries the token")
 		})
 	}
+}
+
+// republishing records what the console's Replay button republished.
+type republishing struct {
+	nopPublisher
+	topics []string
+}
+
+func (p *republishing) Republish(_ context.Context, topic string, _ []byte, _ map[string]string, _ string) (string, error) {
+	p.topics = append(p.topics, topic)
+	return "m-replayed", nil
+}
+
+// The pipeline page lists dead letters and replays one for an admin: the
+// page carries the section and its script, the script reads the API's JSON
+// fields through textContent only, and the calls it makes answer as it
+// expects (the token required, a replay once).
+func TestConsoleDeadLetters(t *testing.T) {
+	pub := &republishing{}
+	f := newFixtureWith(t, gateway.Config{AdminToken: "s3cret"}, func(*serve.Models) gateway.Publisher { return pub })
+	ctx := context.Background()
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	require.NoError(t, f.reg.AddDeadLetter(ctx, registry.DeadLetter{MessageID: "m1", Topic: "refit.object-finalized",
+		Handler: "preprocess", Reason: "unknown dataset " + xss, Payload: `{"name":"incoming/flats/a.csv"}`, At: at}))
+
+	code, _, page := f.call(t, "GET", "/console/housing/pipeline", "", "")
+	require.Equal(t, 200, code)
+	require.Contains(t, string(page), `data-deadletters`)
+	require.Contains(t, string(page), `<script src="/static/console/deadletters.js" defer></script>`)
+	require.NotContains(t, string(page), "unknown dataset", "dead letters are admin data: never in the page itself")
+
+	code, h, js := f.call(t, "GET", "/static/console/deadletters.js", "", "")
+	require.Equal(t, 200, code)
+	require.Contains(t, h.Get("Content-Type"), "text/javascript")
+	for _, s := range []string{`"/v1/deadletters"`, `"/replay"`, "d.reason", "d.topic", "d.at", "d.id", "d.replay", "textContent",
+		`"refit-admin-token"`, "Authorization"} {
+		require.Contains(t, string(js), s)
+	}
+	require.NotContains(t, string(js), "innerHTML")
+	require.NotContains(t, string(js), "insertAdjacentHTML")
+
+	code, _, _ = f.call(t, "GET", "/v1/deadletters", "", "")
+	require.Equal(t, 401, code, "listing needs the admin token")
+	var list struct {
+		DeadLetters []struct {
+			ID, Topic, Handler, Reason string
+			At                         time.Time
+			Replay                     *struct{ Actor string }
+		} `json:"dead_letters"`
+	}
+	code, _, body := f.call(t, "GET", "/v1/deadletters", "Bearer s3cret", "")
+	require.Equal(t, 200, code, string(body))
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.Len(t, list.DeadLetters, 1)
+	d := list.DeadLetters[0]
+	require.Equal(t, "refit.object-finalized", d.Topic)
+	require.Equal(t, "unknown dataset "+xss, d.Reason, "the JSON carries the reason as is; the script writes it as text")
+	require.Equal(t, at, d.At.UTC())
+	require.NotEmpty(t, d.ID)
+	require.Nil(t, d.Replay)
+
+	code, _, _ = f.call(t, "POST", "/v1/deadletters/"+d.ID+"/replay", "", "")
+	require.Equal(t, 401, code, "replay needs the admin token")
+	var rp struct {
+		MessageID string `json:"message_id"`
+		Already   bool   `json:"already"`
+	}
+	code, _, body = f.call(t, "POST", "/v1/deadletters/"+d.ID+"/replay", "Bearer s3cret", "")
+	require.Equal(t, 200, code, string(body))
+	require.NoError(t, json.Unmarshal(body, &rp))
+	require.Equal(t, "m-replayed", rp.MessageID)
+	require.False(t, rp.Already)
+	code, _, body = f.call(t, "POST", "/v1/deadletters/"+d.ID+"/replay", "Bearer s3cret", "")
+	require.Equal(t, 200, code, string(body))
+	require.NoError(t, json.Unmarshal(body, &rp))
+	require.True(t, rp.Already, "a second click replays nothing")
+	require.Equal(t, []string{"refit.object-finalized"}, pub.topics)
+
+	code, _, body = f.call(t, "GET", "/v1/deadletters", "Bearer s3cret", "")
+	require.Equal(t, 200, code)
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.NotNil(t, list.DeadLetters[0].Replay, "the page then shows who replayed it")
 }

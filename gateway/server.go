@@ -183,7 +183,7 @@ func NewServer(cfg Config, deps Deps) (*Server, error) {
 		s.ready = func() bool { return true }
 	}
 	if s.promoter == nil {
-		s.promoter = promote.NewManual(deps.Registry, deps.Bucket, deps.Publisher, deps.Logger)
+		s.promoter = promote.NewManual(deps.Registry, deps.Bucket, deps.Publisher, deps.Logger, nil)
 	}
 	if s.repro == nil {
 		s.repro = train.NewReproducer(deps.Datasets, deps.Registry, deps.Bucket, deps.Logger)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/refit-ml/refit/client"
 	"github.com/refit-ml/refit/internal/synth"
 )
 
@@ -107,6 +108,17 @@ func (p *program) stop() {
 	case <-time.After(30 * time.Second):
 		p.t.Fatal("refit did not stop within 30 s of its context ending")
 	}
+}
+
+// api is the typed client the CLI uses, on this program's gateway.
+func (p *program) api() *client.Client { return client.New(p.base) }
+
+// promotions is the dataset's promotion history, oldest first.
+func (p *program) promotions() []client.Promotion {
+	p.t.Helper()
+	h, err := p.api().Promotions(context.Background(), "housing")
+	require.NoError(p.t, err)
+	return h.Promotions
 }
 
 func (p *program) do(method, path, contentType string, body []byte) (int, []byte) {

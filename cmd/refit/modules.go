@@ -208,7 +208,7 @@ func buildGateway(e *env) (*module, error) {
 		Datasets: e.catalog, Registry: e.reg, Bucket: e.st.bucket, Publisher: e.pub("gateway"), Models: models,
 		Logger: e.logger, Metrics: e.metrics, Ready: e.ready, Events: hub,
 		// Manual promotions are announced like automatic ones.
-		Promoter: promote.NewManual(e.reg, e.st.bucket, e.pub("promote"), e.logger),
+		Promoter: promote.NewManual(e.reg, e.st.bucket, e.pub("promote"), e.logger, nil),
 	})
 	if err != nil {
 		return nil, err

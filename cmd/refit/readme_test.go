@@ -13,12 +13,16 @@ import (
 
 // tourCommands reads the first sh block after "## A tour" in README.md,
 // joining continued lines (a line inside an open quote goes on).
-func tourCommands(t *testing.T) []string {
+func tourCommands(t *testing.T) []string { return readmeBlock(t, "## A tour") }
+
+// readmeBlock reads the first sh block after heading in README.md, one
+// command per element.
+func readmeBlock(t *testing.T, heading string) []string {
 	b, err := os.ReadFile("../../README.md")
 	require.NoError(t, err)
 	s := string(b)
-	i := strings.Index(s, "## A tour")
-	require.GreaterOrEqual(t, i, 0, "README.md has no tour")
+	i := strings.Index(s, heading+"\n")
+	require.GreaterOrEqual(t, i, 0, "README.md has no %q", heading)
 	s = s[i:]
 	start := strings.Index(s, "```sh\n")
 	require.GreaterOrEqual(t, start, 0)
@@ -36,7 +40,7 @@ func tourCommands(t *testing.T) []string {
 			cur.Reset()
 		}
 	}
-	require.Zero(t, cur.Len(), "unbalanced quote in the tour: %s", cur.String())
+	require.Zero(t, cur.Len(), "unbalanced quote in %q: %s", heading, cur.String())
 	return cmds
 }
 
@@ -47,6 +51,7 @@ func tourCommands(t *testing.T) []string {
 func TestREADMETour(t *testing.T) {
 	cmds := tourCommands(t)
 	require.GreaterOrEqual(t, len(cmds), 5, "the tour lost its commands: %q", cmds)
+	registryScript := registryBlock(t)
 	if testing.Short() {
 		t.Skip("builds the binary and trains")
 	}
@@ -73,4 +78,40 @@ func TestREADMETour(t *testing.T) {
 	st := p.dataset()
 	require.NotNil(t, st.Champion, "the tour ends with a model serving")
 	require.GreaterOrEqual(t, st.Rows.Sources, 2, "the upload and the correction were ingested or are on their way")
+
+	// The "Model registry" block, on the state the tour left: one script,
+	// since it carries $RUN from line to line.
+	champion := st.Champion.RunID
+	before := len(p.promotions())
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", strings.ReplaceAll(registryScript, "localhost:8080", addr))
+	cmd.Dir, cmd.Env = work, env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Run(), "README registry block failed:\n%s\n%s", registryScript, out.String())
+	t.Logf("%s\n%s", registryScript, out.String())
+	h := p.promotions()
+	require.Len(t, h, before+2, "the block promotes one run by hand, then rolls back")
+	promoted, rolledBack := h[len(h)-2], h[len(h)-1]
+	require.NotEqual(t, champion, promoted.RunID, "promote picks a run that is not the champion")
+	require.Equal(t, champion, promoted.PreviousRunID)
+	require.Equal(t, champion, rolledBack.RunID, "rollback returns to the tour's champion")
+	require.Contains(t, out.String(), promoted.RunID, "reproduce names the promoted run")
+}
+
+// registryBlock is the README's "Model registry" block as one script; the
+// watch line, which runs until Ctrl-C, runs for a few seconds and must still
+// be running (connected) when stopped.
+func registryBlock(t *testing.T) string {
+	cmds := readmeBlock(t, "## Model registry")
+	require.GreaterOrEqual(t, len(cmds), 7, "the registry block lost its commands: %q", cmds)
+	watched := false
+	for i, c := range cmds {
+		if strings.HasPrefix(c, "bin/refit watch") {
+			c, _, _ = strings.Cut(c, " #") // its comment would swallow the check
+			cmds[i] = "{ rc=0; timeout 3 " + c + " || rc=$?; [ \"$rc\" -eq 124 ]; }"
+			watched = true
+		}
+	}
+	require.True(t, watched, "the registry block has no watch line: %q", cmds)
+	return strings.Join(cmds, "\n")
 }

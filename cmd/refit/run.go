@@ -28,6 +28,7 @@ Usage:
   refit watch [--dataset D]          print each promotion as it happens
   refit deadletters [--replay ID]    events that failed for good, and their replay (admin)
   refit gen housing --rows N         write a generated housing CSV with a known ground truth
+  refit version                      the revision this binary was built from
 
 Settings come from the environment (REFIT_PROFILE, REFIT_DATA_DIR, REFIT_HTTP_ADDR, ...);
 client commands use REFIT_SERVER and send REFIT_ADMIN_TOKEN when it is set;
@@ -80,6 +81,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil
 		}
 		return err
+	case "version":
+		fmt.Fprintln(stdout, codeVersion())
+		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -62,18 +62,30 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// codeVersion is the revision the binary was built from, recorded with
+// every run (code_version) and printed by `refit version`.
 func codeVersion() string {
 	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "dev"
-	}
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" {
-			return s.Value
+	return versionFrom(info, ok, buildRevision)
+}
+
+// versionFrom prefers the revision Go stamped itself; linked (the -X
+// fallback that `make build` sets) covers builds Go does not stamp.
+func versionFrom(info *debug.BuildInfo, ok bool, linked string) string {
+	if ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				return s.Value
+			}
 		}
 	}
-	if v := info.Main.Version; v != "" && v != "(devel)" {
-		return v
+	if linked != "" {
+		return linked
+	}
+	if ok {
+		if v := info.Main.Version; v != "" && v != "(devel)" {
+			return v
+		}
 	}
 	return "dev"
 }

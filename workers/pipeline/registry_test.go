@@ -166,7 +166,7 @@ func TestAwaitingRunIsPromotedByHand(t *testing.T) {
 	require.NoError(t, err)
 	i := slices.IndexFunc(runs, func(r registry.Run) bool { return r.Spec == "linear-onehot" })
 
-	manual := promote.NewManual(p.reg, bucket, p.q, quiet())
+	manual := promote.NewManual(p.reg, bucket, p.q, quiet(), p.clock)
 	prom, err := manual.Promote(ctx, "housing", runs[i].ID, "ana", "approved after review")
 	require.NoError(t, err)
 	require.Equal(t, int64(1), prom.Sequence)
@@ -279,7 +279,7 @@ func TestManualPromotionsAndRollbacksUnderConcurrentAutomaticOnes(t *testing.T) 
 			}
 		})
 	}
-	manual := promote.NewManual(registry.New(docs), bucket, q, quiet())
+	manual := promote.NewManual(registry.New(docs), bucket, q, quiet(), nil)
 	// People promote the weaker hashed runs, so the automatic decisions on
 	// one-hot runs keep winning back: both kinds interleave.
 	hashed := slices.DeleteFunc(slices.Clone(runs), func(r registry.Run) bool { return r.Spec != "linear-hashed" })

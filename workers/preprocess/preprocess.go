@@ -222,8 +222,11 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 		// is a function of the input).
 		in.Chunk = chunk
 	case errors.Is(err, errNoRows):
-		if in.Rejected > 0 {
-			in.Reason = "no valid rows"
+		// The upload API refuses a header-only file; one dropped straight
+		// into the bucket is recorded with the same reason.
+		in.Reason = "no valid rows"
+		if in.Rejected == 0 {
+			in.Reason = "the file holds only a header line and no rows"
 		}
 	default:
 		return fmt.Errorf("stage %s: %w", in.Source.Key(), err)

@@ -96,6 +96,12 @@ func TestHandleObject(t *testing.T) {
 				return e.Put(t, "a.csv", []byte("nonsense,columns\n1,2\n"))
 			},
 			want: result{ingest: "0/1 missing", published: 1}},
+		{name: "a header-only file is rejected with its reason",
+			event: func(e *workertest.Env) *events.ObjectFinalized {
+				header, _, _ := bytes.Cut(houses(t, 1, 1), []byte("\n"))
+				return e.Put(t, "a.csv", append(header, '\n'))
+			},
+			want: result{ingest: "0/0 the file holds only a header line and no rows", published: 1}},
 		{name: "a failed chunk write records nothing",
 			event: func(e *workertest.Env) *events.ObjectFinalized { return e.Put(t, "a.csv", houses(t, 1, 20)) },
 			setup: func(t *testing.T, e *workertest.Env, _ *preprocess.Worker, _ *events.ObjectFinalized) {

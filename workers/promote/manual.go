@@ -29,13 +29,17 @@ type Manual struct {
 	artifacts dataset.Opener
 	pub       workers.Publisher
 	log       *slog.Logger
+	now       func() time.Time
 }
 
 // NewManual builds a manual promoter; artifacts is where the models are
 // (the bucket): a run is promoted only if its artifact loads and matches
 // its checksum, so a promotion never names a model gateways cannot serve.
-func NewManual(reg *registry.Registry, artifacts dataset.Opener, pub workers.Publisher, logger *slog.Logger) *Manual {
-	return &Manual{reg: reg, artifacts: artifacts, pub: pub, log: logger.With("component", "promote.manual")}
+// clock stamps PromotedAt, as the workers' Deps.Clock does; nil is the
+// system clock.
+func NewManual(reg *registry.Registry, artifacts dataset.Opener, pub workers.Publisher, logger *slog.Logger, clock workers.Clock) *Manual {
+	return &Manual{reg: reg, artifacts: artifacts, pub: pub, log: logger.With("component", "promote.manual"),
+		now: workers.Deps{Clock: clock}.Now()}
 }
 
 // Promote makes runID the champion of ds.
@@ -57,7 +61,7 @@ func (m *Manual) Promote(ctx context.Context, ds, runID, actor, reason string) (
 			why = fmt.Sprintf("promoted by hand by %s: %s on version %d (rmse %.6g, r2 %.4g on its own test rows)",
 				actor, run.Spec, run.Version, run.Metrics.RMSE, run.Metrics.R2)
 		}
-		return fromRun(run, latest.RunID, actor, why), nil
+		return fromRun(run, latest.RunID, actor, why, m.now()), nil
 	})
 	if err != nil {
 		return p, err
@@ -89,7 +93,7 @@ func (m *Manual) Rollback(ctx context.Context, ds, actor, reason string) (regist
 		if reason != "" {
 			why += ": " + reason
 		}
-		return fromRun(run, latest.RunID, actor, why), nil
+		return fromRun(run, latest.RunID, actor, why, m.now()), nil
 	})
 	if err != nil {
 		return p, err
@@ -129,10 +133,10 @@ func actorOr(actor string) string {
 
 // fromRun is the promotion of a run by hand. Its metrics are the run's own
 // scores on its version's test split.
-func fromRun(run registry.Run, previous, actor, reason string) registry.Promotion {
+func fromRun(run registry.Run, previous, actor, reason string, at time.Time) registry.Promotion {
 	return registry.Promotion{
 		RunID: run.ID, Spec: run.Spec, Version: run.Version, VersionHash: run.VersionHash,
 		ArtifactURI: run.ArtifactURI, Artifact: run.Artifact, Checksum: run.Checksum, Metrics: run.Metrics,
-		PreviousRunID: previous, Actor: actor, Reason: reason, PromotedAt: time.Now().UTC(),
+		PreviousRunID: previous, Actor: actor, Reason: reason, PromotedAt: at,
 	}
 }
