@@ -44,7 +44,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./internal/... ./gateway/... > .bench/micro.txt
 	$(GO) test -run '^$$' -bench 'ForecastAccuracy' -benchtime 1x ./internal/forecast/ | tee .bench/forecast.txt
 	$(GO) run $(BENCHSTAT) .bench/micro.txt | tee .bench/micro-benchstat.txt
-	$(GO) test -run '^$$' -bench 'Stage|Cut|TrainVersion|Decide' -benchmem -benchtime 1x -count 3 ./workers/... > .bench/workers.txt
+	$(GO) test -run '^$$' -bench 'Stage|Cut|TrainVersion|Decide|NewVersion' -benchmem -benchtime 1x -count 3 ./workers/... > .bench/workers.txt
 	$(GO) test -run '^$$' -bench 'WorkerHandlers' -benchtime 500x -count 3 ./workers/pipeline/ > .bench/workers-bus.txt
 	$(GO) run $(BENCHSTAT) .bench/workers.txt | tee .bench/workers-benchstat.txt
 	$(GO) run $(BENCHSTAT) .bench/workers-bus.txt | tee -a .bench/workers-benchstat.txt

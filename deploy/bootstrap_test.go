@@ -14,7 +14,7 @@ import (
 )
 
 func TestBootstrapShellcheck(t *testing.T) {
-	shellcheck := requireTool(t, "shellcheck", installShellcheck)
+	shellcheck := need(t, "shellcheck", requireShellcheck)
 	run(t, root(t), nil, shellcheck, "deploy/gcp/bootstrap.sh", "deploy/testdata/fakebin/gcloud")
 }
 
@@ -125,7 +125,7 @@ func TestBootstrapIsIdempotentAndLeastPrivilege(t *testing.T) {
 // passes to gcloud against the installed gcloud's own command tree (the
 // static completion tree it ships: offline and fast, unlike --help).
 func TestBootstrapCommandsExist(t *testing.T) {
-	gcloud := requireTool(t, "gcloud", installGcloud)
+	gcloud := need(t, "gcloud", requireGcloud)
 	real, err := filepath.EvalSymlinks(gcloud)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/refit-ml/refit/internal/testenv"
 )
 
 // root is the repository, the parent of this package's directory.
@@ -19,27 +21,12 @@ func root(t *testing.T) string {
 	return filepath.Dir(wd)
 }
 
-// requireTool finds an external tool. A missing tool fails the test with
-// how to install it, unless REFIT_SKIP_DEPLOY_TOOLS=1 (then it skips).
-func requireTool(t *testing.T, name, install string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	msg := name + " is not installed: " + install
-	if os.Getenv("REFIT_SKIP_DEPLOY_TOOLS") == "1" {
-		t.Skip(msg + " (skipped: REFIT_SKIP_DEPLOY_TOOLS=1)")
-	}
-	t.Fatal(msg + " (or set REFIT_SKIP_DEPLOY_TOOLS=1 to skip the checks that need it)")
-	return ""
-}
-
+// The non-Go programs the checks here shell out to, and the switches that
+// make their absence an error (.ci/run sets them all).
 const (
-	installKubectl    = "apt-get install -y kubectl (or google-cloud-cli's kubectl component)"
-	installPromtool   = "apt-get install -y prometheus (Debian's package ships promtool)"
-	installShellcheck = "apt-get install -y shellcheck"
-	installGcloud     = "apt-get install -y google-cloud-cli (Google's Cloud SDK apt repository; .ci/run's google-cloud-cli-pubsub-emulator pulls it in)"
+	requireShellcheck = "REFIT_REQUIRE_SHELLCHECK"
+	requireGcloud     = "REFIT_REQUIRE_GCLOUD"
+	requirePromtool   = "REFIT_REQUIRE_PROMTOOL"
 )
 
 // run runs a command and returns its standard output; a failure fails the
@@ -61,4 +48,10 @@ func runErr(dir string, env []string, name string, args ...string) (stdout, stde
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
 	return o.String(), e.String(), err
+}
+
+// need finds a non-Go program, or skips (fails when require is set).
+func need(t *testing.T, program, require string) string {
+	t.Helper()
+	return testenv.Need(t, program, require)
 }

@@ -27,6 +27,9 @@ type objectGeneration struct {
 	StagedAt   *time.Time `json:"staged_at,omitempty"`
 	// FirstVersion is the first version holding the rows; null if none yet.
 	FirstVersion *int `json:"first_version"`
+	// DuplicateOf is set when every row was in that version already: no
+	// version was cut for them (FirstVersion is that version too).
+	DuplicateOf *int `json:"duplicate_of,omitempty"`
 }
 
 type objectHistory struct {
@@ -122,6 +125,9 @@ func (s *Server) objectHistory(r *http.Request, ds, name string) (objectHistory,
 			Duplicate: in.Duplicate, Quarantine: in.Quarantine, StagedAt: &in.StagedAt}
 		if in.FirstVersion != 0 {
 			g.FirstVersion = &in.FirstVersion
+		}
+		if in.DuplicateOf != 0 {
+			g.DuplicateOf = &in.DuplicateOf
 		}
 		ingested = ingested || g.Current
 		h.Generations = append(h.Generations, g)

@@ -26,7 +26,10 @@ func Status(ctx context.Context, reg *registry.Registry, d *dataset.Definition) 
 	}
 	st.Uploads = uploads
 	for _, u := range uploads {
-		st.Rows.Accepted += u.Accepted
+		st.Rows.Accepted += u.Accepted - u.Duplicate // rows the dataset gained
+		if u.DuplicateOf != 0 {
+			st.Rows.Duplicate += u.Duplicate // a batch of duplicates cuts no version
+		}
 		st.Rows.Rejected += u.Rejected
 		st.Rows.Sources++
 		if u.FirstVersion == 0 {

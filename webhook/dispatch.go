@@ -24,6 +24,11 @@ import (
 type Log interface {
 	AddWebhookDelivery(ctx context.Context, d registry.WebhookDelivery) error
 	WebhookDelivery(ctx context.Context, deliveryID string) ([]registry.WebhookDelivery, error)
+	// ClaimWebhookAttempt inserts a claim on one attempt number before it
+	// is sent (store.ErrDuplicate: another sender has it); WebhookClaims
+	// lists a delivery's claims, or all of them for "".
+	ClaimWebhookAttempt(ctx context.Context, c registry.WebhookDelivery) error
+	WebhookClaims(ctx context.Context, deliveryID string) ([]registry.WebhookDelivery, error)
 }
 
 // Config holds the dispatcher's endpoints, secret and dependencies.
@@ -42,6 +47,13 @@ type Config struct {
 	MaxAttempts    int
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
+	// StaleAfter: a delivery without an outcome whose last claim or
+	// attempt is older than this lost its sender (a crash, a restart);
+	// Reconcile resumes it (default: MaxBackoff plus twice the client
+	// timeout).
+	StaleAfter time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -62,6 +74,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = time.Minute
+	}
+	if c.StaleAfter == 0 {
+		c.StaleAfter = c.MaxBackoff + 2*c.Client.Timeout + time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -119,8 +137,10 @@ func (d *Dispatcher) Dispatch(ctx context.Context, e events.Event) error {
 	}
 	errs := make([]error, len(d.cfg.URLs))
 	var wg sync.WaitGroup
+	meta := events.MetaOf(e)
 	for i, u := range d.cfg.URLs {
-		wg.Go(func() { errs[i] = d.deliver(ctx, u, e, body) })
+		base := registry.WebhookDelivery{DeliveryID: DeliveryID(u, meta.ID), URL: Redact(u), EventID: meta.ID, EventType: e.Type(), Dataset: meta.Dataset}
+		wg.Go(func() { errs[i] = d.deliver(ctx, u, base, body) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -132,28 +152,43 @@ func DeliveryID(url, eventID string) string {
 	return "dlv_" + hex.EncodeToString(sum[:12])
 }
 
-func (d *Dispatcher) deliver(ctx context.Context, u string, e events.Event, body []byte) error {
-	meta := events.MetaOf(e)
-	base := registry.WebhookDelivery{DeliveryID: DeliveryID(u, meta.ID), URL: Redact(u), EventID: meta.ID, EventType: e.Type(), Dataset: meta.Dataset}
-	past, err := d.cfg.Log.WebhookDelivery(ctx, base.DeliveryID)
+// deliver sends one event to one URL until it is delivered or MaxAttempts
+// were made. Each attempt number is claimed by insert before it is sent, so
+// two senders (a redelivered event while the first still retries, two
+// replicas, a resumed delivery) never send the same attempt: the one that
+// loses a claim stops, and every POST made has a claim in the log.
+func (d *Dispatcher) deliver(ctx context.Context, u string, base registry.WebhookDelivery, body []byte) error {
+	st, err := d.state(ctx, base.DeliveryID)
 	if err != nil {
-		return fmt.Errorf("webhook %s: read delivery log: %w", base.DeliveryID, err)
+		return err
 	}
-	attempt := 0
-	for _, rec := range past {
-		if rec.Kind == registry.DeliveryOutcome {
-			return nil // delivered, or given up: once is the contract
-		}
-		attempt = max(attempt, rec.Attempt)
+	switch {
+	case st.done:
+		return nil // delivered, or given up: once is the contract
+	case st.delivered:
+		// Sent and answered 2xx, then the sender stopped before the outcome.
+		return d.finish(ctx, base, st.attempt, nil)
 	}
+	attempt := st.attempt
 	backoff := d.cfg.InitialBackoff
 	for {
 		attempt++
-		start := time.Now()
+		claim := base
+		claim.Kind, claim.Attempt, claim.At, claim.Payload = registry.DeliveryClaim, attempt, d.cfg.Now().UTC(), string(body)
+		err := d.cfg.Log.ClaimWebhookAttempt(ctx, claim)
+		if registry.IsDuplicate(err) {
+			// Another sender has this attempt: it goes on from here.
+			d.log.Info("delivery attempt taken by another sender", "delivery", base.DeliveryID, "attempt", attempt)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("webhook %s: claim attempt %d: %w", base.DeliveryID, attempt, err)
+		}
+		start := d.cfg.Now()
 		status, postErr := d.post(ctx, u, base.DeliveryID, body)
 		rec := base
-		rec.Kind, rec.Attempt, rec.HTTPStatus, rec.At = registry.DeliveryAttempt, attempt, status, time.Now().UTC()
-		rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+		rec.Kind, rec.Attempt, rec.HTTPStatus, rec.At = registry.DeliveryAttempt, attempt, status, d.cfg.Now().UTC()
+		rec.DurationMS = float64(d.cfg.Now().Sub(start).Microseconds()) / 1000
 		if postErr != nil {
 			rec.Error = postErr.Error()
 		}
@@ -174,9 +209,92 @@ func (d *Dispatcher) deliver(ctx context.Context, u string, e events.Event, body
 	}
 }
 
+// deliveryState is what the log says of one delivery.
+type deliveryState struct {
+	done      bool // it has an outcome
+	delivered bool // an attempt was answered 2xx (its outcome may be missing)
+	attempt   int  // the highest attempt number claimed or logged
+	last      time.Time
+	payload   string // from its newest claim
+}
+
+func (d *Dispatcher) state(ctx context.Context, id string) (deliveryState, error) {
+	var st deliveryState
+	logged, err := d.cfg.Log.WebhookDelivery(ctx, id)
+	if err != nil {
+		return st, fmt.Errorf("webhook %s: read delivery log: %w", id, err)
+	}
+	claims, err := d.cfg.Log.WebhookClaims(ctx, id)
+	if err != nil {
+		return st, fmt.Errorf("webhook %s: read delivery claims: %w", id, err)
+	}
+	for _, rec := range logged {
+		switch rec.Kind {
+		case registry.DeliveryOutcome:
+			st.done = true
+		case registry.DeliveryAttempt:
+			st.delivered = st.delivered || rec.Error == ""
+		}
+		st.attempt, st.last = max(st.attempt, rec.Attempt), later(st.last, rec.At)
+	}
+	for _, c := range claims {
+		st.attempt, st.last = max(st.attempt, c.Attempt), later(st.last, c.At)
+		st.payload = c.Payload
+	}
+	return st, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// Reconcile resumes the deliveries whose sender stopped (a crash or a
+// restart between a claim and the outcome): those without an outcome
+// whose last claim or attempt is older than StaleAfter. They go on under
+// the same delivery ID, from the body recorded with their claim, so a
+// receiver deduplicates a POST that was sent but not logged.
+func (d *Dispatcher) Reconcile(ctx context.Context) error {
+	claims, err := d.cfg.Log.WebhookClaims(ctx, "")
+	if err != nil {
+		return fmt.Errorf("webhook reconcile: %w", err)
+	}
+	urls := make(map[string]string, len(d.cfg.URLs)) // delivery ID -> URL, for the events claimed
+	seen := map[string]bool{}
+	var errs []error
+	for _, c := range claims {
+		if seen[c.DeliveryID] {
+			continue
+		}
+		seen[c.DeliveryID] = true
+		for _, u := range d.cfg.URLs {
+			urls[DeliveryID(u, c.EventID)] = u
+		}
+		u, ok := urls[c.DeliveryID]
+		if !ok {
+			continue // a URL no longer configured
+		}
+		st, err := d.state(ctx, c.DeliveryID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if st.done || d.cfg.Now().Sub(st.last) < d.cfg.StaleAfter || st.payload == "" {
+			continue
+		}
+		base := c
+		base.Kind, base.Attempt, base.At, base.Payload = "", 0, time.Time{}, ""
+		d.log.Info("resuming a delivery whose sender stopped", "delivery", c.DeliveryID, "url", c.URL, "event", c.EventID, "attempts", st.attempt)
+		errs = append(errs, d.deliver(ctx, u, base, []byte(st.payload)))
+	}
+	return errors.Join(errs...)
+}
+
 func (d *Dispatcher) finish(ctx context.Context, base registry.WebhookDelivery, attempts int, lastErr error) error {
 	rec := base
-	rec.Kind, rec.Attempt, rec.Outcome, rec.At = registry.DeliveryOutcome, attempts, registry.OutcomeDelivered, time.Now().UTC()
+	rec.Kind, rec.Attempt, rec.Outcome, rec.At = registry.DeliveryOutcome, attempts, registry.OutcomeDelivered, d.cfg.Now().UTC()
 	if lastErr != nil {
 		rec.Outcome, rec.Error = registry.OutcomeFailed, lastErr.Error()
 		d.log.Warn("delivery failed for good", "delivery", base.DeliveryID, "url", base.URL, "event", base.EventID, "attempts", attempts, "err", lastErr)

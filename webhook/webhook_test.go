@@ -275,3 +275,102 @@ func TestConfigIsValidated(t *testing.T) {
 		})
 	}
 }
+
+// TestRestartAfterA2xxDoesNotSendAgain: the sender logged a 2xx attempt
+// and stopped before the outcome; the event comes again after a restart.
+func TestRestartAfterA2xxDoesNotSendAgain(t *testing.T) {
+	rc := &receiver{secret: secret}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	reg := registry.New(memory.New())
+	ctx := context.Background()
+	id := webhook.DeliveryID(srv.URL, "housing/promotion/1")
+	base := registry.WebhookDelivery{DeliveryID: id, URL: srv.URL, EventID: "housing/promotion/1", Dataset: "housing"}
+	claim, attempt := base, base
+	claim.Kind, claim.Attempt, claim.At = registry.DeliveryClaim, 1, time.Now()
+	attempt.Kind, attempt.Attempt, attempt.HTTPStatus, attempt.At = registry.DeliveryAttempt, 1, http.StatusNoContent, time.Now()
+	require.NoError(t, reg.ClaimWebhookAttempt(ctx, claim))
+	require.NoError(t, reg.AddWebhookDelivery(ctx, attempt))
+
+	require.NoError(t, newDispatcher(t, reg, secret, 3, srv.URL).HandlePromoted(ctx, promoted(1)))
+	requests, _ := rc.snapshot()
+	require.Empty(t, requests, "delivered before the restart: not sent again")
+	log, err := reg.WebhookDelivery(ctx, id)
+	require.NoError(t, err)
+	require.Len(t, log, 2)
+	require.Equal(t, registry.OutcomeDelivered, log[1].Outcome)
+}
+
+// TestConcurrentSendersPostEachAttemptOnce: the same event handled twice
+// at once (a bus redelivering while the first handler still retries, or
+// two replicas) against a URL that always fails: every POST is one logged
+// attempt, and no more than MaxAttempts are made.
+func TestConcurrentSendersPostEachAttemptOnce(t *testing.T) {
+	rc := &receiver{secret: secret, failFirst: 1 << 30}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	reg := registry.New(memory.New())
+	ctx := context.Background()
+	const attempts = 6
+	var wg sync.WaitGroup
+	for range 3 {
+		d := newDispatcher(t, reg, secret, attempts, srv.URL)
+		wg.Go(func() { require.NoError(t, d.HandlePromoted(ctx, promoted(1))) })
+	}
+	wg.Wait()
+	requests, _ := rc.snapshot()
+	log, err := reg.WebhookDelivery(ctx, webhook.DeliveryID(srv.URL, "housing/promotion/1"))
+	require.NoError(t, err)
+	logged := 0
+	for _, rec := range log {
+		if rec.Kind == registry.DeliveryAttempt {
+			logged++
+		}
+	}
+	require.Equal(t, len(requests), logged, "every POST is in the delivery log")
+	require.Equal(t, attempts, len(requests), "MaxAttempts POSTs in all, not per sender")
+	require.Equal(t, registry.OutcomeFailed, log[len(log)-1].Outcome)
+}
+
+// TestReconcileResumesACrashedClaim: the sender claimed attempt 1 and died
+// (maybe after sending). Reconcile leaves a fresh claim alone (its sender
+// may be working) and resumes a stale one under the same delivery ID.
+func TestReconcileResumesACrashedClaim(t *testing.T) {
+	rc := &receiver{secret: secret}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	reg := registry.New(memory.New())
+	ctx := context.Background()
+	claimedAt := time.Now()
+	now := claimedAt
+	d, err := webhook.NewDispatcher(webhook.Config{URLs: []string{srv.URL}, Secret: secret, Log: reg,
+		Logger: slog.New(slog.DiscardHandler), MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		StaleAfter: time.Minute, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	body, err := events.Structured(promoted(1), "refit/promote")
+	require.NoError(t, err)
+	id := webhook.DeliveryID(srv.URL, "housing/promotion/1")
+	require.NoError(t, reg.ClaimWebhookAttempt(ctx, registry.WebhookDelivery{DeliveryID: id, Kind: registry.DeliveryClaim, URL: srv.URL,
+		EventID: "housing/promotion/1", Dataset: "housing", Attempt: 1, At: claimedAt, Payload: string(body)}))
+
+	now = claimedAt.Add(30 * time.Second)
+	require.NoError(t, d.Reconcile(ctx))
+	requests, _ := rc.snapshot()
+	require.Empty(t, requests, "a fresh claim's sender may still be at work")
+
+	now = claimedAt.Add(2 * time.Minute)
+	require.NoError(t, d.Reconcile(ctx))
+	requests, handled := rc.snapshot()
+	require.Len(t, requests, 1)
+	require.Equal(t, id, requests[0].Header.Get(webhook.HeaderDeliveryID), "the same delivery ID, so a receiver can dedupe")
+	require.Equal(t, body, handled[id])
+	log, err := reg.WebhookDelivery(ctx, id)
+	require.NoError(t, err)
+	require.Len(t, log, 2)
+	require.Equal(t, 2, log[0].Attempt, "attempt 1 may have been sent: the resumed one is attempt 2")
+	require.Equal(t, registry.OutcomeDelivered, log[1].Outcome)
+
+	require.NoError(t, d.Reconcile(ctx))
+	requests, _ = rc.snapshot()
+	require.Len(t, requests, 1, "done: not resumed again")
+}

@@ -31,6 +31,7 @@ type Config struct {
 	ReconcileInterval time.Duration
 	ModelRefresh      time.Duration
 	WatchInterval     time.Duration
+	WatchQuiet        time.Duration // a file without a final line break waits this long unchanged
 	// ExitWhenIdle stops the process once no event has been handled for
 	// this long (0: never): a Kubernetes Job's trainer exits when done.
 	ExitWhenIdle time.Duration
@@ -84,6 +85,7 @@ func loadConfig(getenv func(string) string, profileFlag, targetFlag string) (Con
 		{"REFIT_RECONCILE_INTERVAL", 2 * time.Minute, &c.ReconcileInterval},
 		{"REFIT_MODEL_REFRESH", 30 * time.Second, &c.ModelRefresh},
 		{"REFIT_WATCH_INTERVAL", 200 * time.Millisecond, &c.WatchInterval},
+		{"REFIT_WATCH_QUIET", 5 * time.Second, &c.WatchQuiet},
 	}
 	for _, d := range durations {
 		*d.dst = d.def

@@ -17,6 +17,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/refit-ml/refit/internal/testenv"
 )
 
 const xssStreet = `<script>alert(1)</script><img src=x onerror=alert(2)>`
@@ -30,11 +32,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("REFIT_REQUIRE_BROWSER") != "" {
-		t.Fatal("REFIT_REQUIRE_BROWSER is set but no chromium was found (apt-get install -y chromium)")
-	}
-	t.Skip("no chromium: apt-get install -y chromium, or set REFIT_REQUIRE_BROWSER to fail instead")
-	return ""
+	return testenv.Need(t, "chromium", "REFIT_REQUIRE_BROWSER")
 }
 
 // artifacts is where screenshots go: $REFIT_ARTIFACTS/<test> when set,

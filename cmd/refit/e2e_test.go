@@ -302,20 +302,32 @@ func TestEndToEnd(t *testing.T) {
 	before := v
 
 	// 5. The same file again changes nothing: the overwrite with the same
-	// bytes is the same generation, the copy under another name is taken
-	// by a version whose rows are all duplicates and which has version
-	// 2's content, so its hash, and trains nothing.
+	// bytes is the same generation; the copy under another name adds no
+	// row, so no version is cut: its upload says its rows are duplicates
+	// of version 2, and nothing trains.
 	code, _ = p.do("POST", "/v1/datasets/housing/uploads?name=first", "text/csv", first)
 	require.Equal(t, http.StatusCreated, code)
 	code, _ = p.do("POST", "/v1/datasets/housing/uploads?name=first-again", "text/csv", first)
 	require.Equal(t, http.StatusCreated, code)
 	p.eventually("the copy is counted as duplicates", func() bool { return p.dataset().Rows.Duplicate == 3000 })
 	after := p.dataset()
-	require.Len(t, after.Versions, 3)
-	require.Equal(t, before.Versions, after.Versions[:2])
-	require.Equal(t, before.Versions[1].Rows, after.Versions[2].Rows)
-	require.Equal(t, before.Versions[1].Hash, after.Versions[2].Hash)
+	require.Equal(t, before.Versions, after.Versions, "a batch of duplicates is not a version")
+	require.Equal(t, before.Rows.Accepted, after.Rows.Accepted, "accepted counts the rows the dataset holds, not duplicates")
+	require.Equal(t, 0, after.StagedRows)
 	require.Equal(t, before.Champion, after.Champion)
+	var copied struct {
+		Generations []struct {
+			Status       string `json:"status"`
+			FirstVersion *int   `json:"first_version"`
+			DuplicateOf  *int   `json:"duplicate_of"`
+		} `json:"generations"`
+	}
+	p.getJSON("/v1/datasets/housing/objects/first-again.csv", &copied)
+	require.Len(t, copied.Generations, 1)
+	require.Equal(t, "duplicate", copied.Generations[0].Status)
+	require.NotNil(t, copied.Generations[0].DuplicateOf)
+	require.Equal(t, 2, *copied.Generations[0].DuplicateOf)
+	require.Equal(t, 2, *copied.Generations[0].FirstVersion, "a client waiting for a version returns at once")
 	// Give a wrongly triggered training time to show up before counting.
 	time.Sleep(300 * time.Millisecond)
 	p.getJSON("/v1/datasets/housing/runs", &runs)

@@ -140,7 +140,7 @@ func targets() []target {
 				if err != nil {
 					return nil, err
 				}
-				return &module{handlers: handlerSet{"webhooks": bus.Handle(d.HandlePromoted)}}, nil
+				return &module{handlers: handlerSet{"webhooks": bus.Handle(d.HandlePromoted)}, reconcile: d.Reconcile}, nil
 			}},
 		// Every worker process keeps the dead letters it can read in the
 		// registry, where `refit status` and the API show them.

@@ -13,12 +13,18 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/text"
 )
 
-// FormatLinearV1 names the artifact layout below.
-const FormatLinearV1 = "refit.linear.v1"
+// Artifact formats: FormatLinearV1 is the layout below with Intercept and
+// Coef; FormatLogisticV1 has Logistic instead (and text transforms).
+const (
+	FormatLinearV1   = "refit.linear.v1"
+	FormatLogisticV1 = "refit.logistic.v1"
+)
 
 // DefaultMaxCategories applies when a one-hot feature sets none.
 const DefaultMaxCategories = 50
@@ -42,6 +48,8 @@ type Artifact struct {
 	// L2 is the penalty generalised cross-validation chose when the spec
 	// says "l2": "auto" (absent otherwise: the spec's number applies).
 	L2 *float64 `json:"l2,omitempty"`
+	// Logistic is a classifier's fitted part (FormatLogisticV1 only).
+	Logistic *Logistic `json:"logistic,omitempty"`
 }
 
 // SpecRef is the model spec the artifact was fitted from.
@@ -96,9 +104,21 @@ func (a *Artifact) check() error {
 }
 
 func (a *Artifact) validate() error {
-	if a.Format != FormatLinearV1 {
-		return fmt.Errorf("format %q, want %q", a.Format, FormatLinearV1)
+	k, ok := kindOfFormat(a.Format)
+	if !ok {
+		return fmt.Errorf("format %q, want one of %s", a.Format, strings.Join(formats(), ", "))
 	}
+	if a.Spec.Model.Kind != k.Name() {
+		return fmt.Errorf("format %s is for kind %s, the spec's kind is %q", a.Format, k.Name(), a.Spec.Model.Kind)
+	}
+	if err := a.validateCommon(); err != nil {
+		return err
+	}
+	return k.validate(a)
+}
+
+// validateCommon checks what every kind's artifact has.
+func (a *Artifact) validateCommon() error {
 	if a.Dataset == "" || a.Target == "" {
 		return errors.New("dataset or target name missing")
 	}
@@ -116,6 +136,27 @@ func (a *Artifact) validate() error {
 		}
 		width += tr.Width()
 	}
+	if a.TrainRows <= 0 {
+		return fmt.Errorf("train_rows %d", a.TrainRows)
+	}
+	return nil
+}
+
+// validateLinear checks a linear artifact's own part.
+func (a *Artifact) validateLinear() error {
+	spec := a.Spec.Model
+	width := 0
+	for _, tr := range a.Transforms {
+		width += tr.Width()
+	}
+	if a.Logistic != nil {
+		return errors.New("a linear artifact has no logistic part")
+	}
+	for _, tr := range a.Transforms {
+		if tr.Text != nil {
+			return fmt.Errorf("feature %s: text features are for logistic models", tr.Column)
+		}
+	}
 	if len(a.Coef) != width {
 		return fmt.Errorf("%d coefficients for %d features", len(a.Coef), width)
 	}
@@ -128,9 +169,6 @@ func (a *Artifact) validate() error {
 	if a.L2 != nil && (*a.L2 < 0 || !finite(*a.L2)) {
 		return fmt.Errorf("l2 %g: want finite and non-negative", *a.L2)
 	}
-	if a.TrainRows <= 0 {
-		return fmt.Errorf("train_rows %d", a.TrainRows)
-	}
 	return nil
 }
 
@@ -139,7 +177,7 @@ func checkTransform(tr Transform, f dataset.Feature) error {
 		return fmt.Errorf("%s %s does not match the spec's %s %s", tr.Column, tr.Transform, f.Column, f.Transform)
 	}
 	set := 0
-	for _, p := range []bool{tr.Numeric != nil, tr.OneHot != nil, tr.Hashed != nil} {
+	for _, p := range []bool{tr.Numeric != nil, tr.OneHot != nil, tr.Hashed != nil, tr.Text != nil} {
 		if p {
 			set++
 		}
@@ -178,6 +216,19 @@ func checkTransform(tr Transform, f dataset.Feature) error {
 		}
 		if h.Buckets != f.Buckets || h.Buckets <= 0 || h.Buckets > 1<<16 {
 			return fmt.Errorf("buckets %d, spec says %d (1..65536)", h.Buckets, f.Buckets)
+		}
+	case dataset.TransformText:
+		v := tr.Text
+		if v == nil {
+			return errors.New("text parameters missing")
+		}
+		want := textConfig(f)
+		if v.NGrams != want.NGrams || v.Buckets != want.Buckets || v.Weighting != want.Weighting {
+			return fmt.Errorf("vectoriser ngrams %v, buckets %d, weighting %s do not match the spec's %v, %d, %s",
+				v.NGrams, v.Buckets, v.Weighting, want.NGrams, want.Buckets, want.Weighting)
+		}
+		if v.Width() == 0 {
+			return errors.New("text vectoriser has no features")
 		}
 	default:
 		return fmt.Errorf("unknown transform %q", f.Transform)
@@ -223,6 +274,11 @@ func (a *Artifact) Features(def *dataset.Definition, r dataset.Row, dst []float6
 		case tr.Hashed != nil:
 			b, sign := hashBucket(fnv1a(dataset.Format(col, f)), tr.Hashed.Buckets)
 			dst[off+b] = sign
+		case tr.Text != nil:
+			idx, val := tr.Text.Encode(f.Str, &text.Buffer{})
+			for k, j := range idx {
+				dst[off+int(j)] = val[k]
+			}
 		}
 		off += tr.Width()
 	}

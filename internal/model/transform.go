@@ -6,16 +6,19 @@ import (
 	"strconv"
 
 	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/text"
 )
 
 // Transform is one spec feature with the parameters learned in training.
-// Exactly one of Numeric, OneHot, Hashed is set, after Transform.
+// Exactly one of Numeric, OneHot, Hashed, Text is set, after Transform.
 type Transform struct {
 	Column    string   `json:"column"`
 	Transform string   `json:"transform"`
 	Numeric   *Numeric `json:"numeric,omitempty"`
 	OneHot    *OneHot  `json:"onehot,omitempty"`
 	Hashed    *Hashed  `json:"hashed,omitempty"`
+	// Text is a fitted text vectoriser (logistic models only).
+	Text *text.Vectorizer `json:"text,omitempty"`
 }
 
 // Numeric standardises a column: (x - Mean) / Std (only centred when Std is
@@ -52,6 +55,8 @@ func (t Transform) Width() int {
 		return len(t.OneHot.Levels) + 1
 	case t.Hashed != nil:
 		return t.Hashed.Buckets
+	case t.Text != nil:
+		return t.Text.Width()
 	}
 	return 0
 }
@@ -119,6 +124,7 @@ type term struct {
 	strLevel map[string]int
 	numLevel map[uint64]int
 	other    int
+	text     *text.Vectorizer
 }
 
 // encode gives the transform's one nonzero feature for f, if any, as a
@@ -148,7 +154,8 @@ func (t *term) encode(f dataset.Field) (int, float64, bool) {
 	}
 }
 
-// compile binds transforms to a definition's row layout.
+// compile binds transforms to a definition's row layout. A text transform
+// gets a term with text set: it is encoded by its vectoriser, not encode.
 func compile(def *dataset.Definition, ts []Transform) ([]term, int, error) {
 	terms := make([]term, len(ts))
 	off := 0
@@ -167,6 +174,11 @@ func compile(def *dataset.Definition, ts []Transform) ([]term, int, error) {
 			t.numeric = tr.Numeric
 		case tr.Hashed != nil:
 			t.buckets = tr.Hashed.Buckets
+		case tr.Text != nil:
+			if col.Type != dataset.TypeText {
+				return nil, 0, fmt.Errorf("column %q: text transform of a %s column", tr.Column, col.Type)
+			}
+			t.text = tr.Text
 		case tr.OneHot != nil:
 			oh := tr.OneHot
 			t.other = len(oh.Levels)

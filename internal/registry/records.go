@@ -48,6 +48,9 @@ type Ingest struct {
 	Accepted int `json:"accepted"`
 	TestRows int `json:"test_rows"` // of the accepted
 	Rejected int `json:"rejected"`
+	// RejectedLines are the physical lines the rejected records span: an
+	// unbalanced quote makes one record of every line after it.
+	RejectedLines int `json:"rejected_lines,omitempty"`
 	// Chunk holds the accepted rows (staged CSV); empty when none.
 	Chunk string `json:"chunk,omitempty"`
 	// Quarantine lists the rejected rows with reasons; empty when none.
@@ -98,11 +101,31 @@ type Version struct {
 	// Blobs hold the rows in order: the parent's blobs, then this version's
 	// new rows (staged CSV).
 	Blobs []string `json:"blobs"`
+	// BlobRows and BlobHashes are each blob's row count and SHA-256, in
+	// Blobs' order, so a reader can tell a truncated or altered blob
+	// (absent on versions cut before they were recorded).
+	BlobRows   []int    `json:"blob_rows,omitempty"`
+	BlobHashes []string `json:"blob_hashes,omitempty"`
 	// Sources are the sources new in this version.
 	Sources []VersionSource `json:"sources"`
 	// Specs are the model spec hashes defined when the version was cut:
 	// each gets a run.
 	Specs     []string  `json:"specs"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// DuplicateBatch is a batch of sources that added no row: every row was
+// in version Of already. It takes the sources out of the waiting rows
+// without cutting an empty version (nothing would train on it).
+type DuplicateBatch struct {
+	ID      string `json:"id"` // names the batch by its parent and sources
+	Dataset string `json:"dataset"`
+	// Of is the version that holds the rows already (the batch's parent).
+	Of      int             `json:"of"`
+	OfHash  string          `json:"of_hash"`
+	Sources []VersionSource `json:"sources"`
+	// Duplicate counts the batch's rows.
+	Duplicate int       `json:"duplicate"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -162,7 +185,18 @@ type Run struct {
 	DurationMS  float64   `json:"duration_ms"`
 	CodeVersion string    `json:"code_version"`
 	CreatedAt   time.Time `json:"created_at"`
+	// FittedFrom is what the model was fitted from: FitStatistics (the
+	// version's sufficient statistics, reading no rows) or FitRows.
+	FittedFrom string `json:"fitted_from,omitempty"`
+	// L2 is the ridge penalty a spec with "l2": "auto" chose.
+	L2 *float64 `json:"l2,omitempty"`
 }
+
+// What a run was fitted from (Run.FittedFrom).
+const (
+	FitStatistics = "statistics"
+	FitRows       = "rows"
+)
 
 // Decision statuses.
 const (
@@ -236,6 +270,7 @@ type DeadLetter struct {
 const (
 	DeliveryAttempt = "attempt"
 	DeliveryOutcome = "outcome"
+	DeliveryClaim   = "claim" // an attempt about to be sent (WebhookClaims)
 )
 
 // Webhook delivery outcomes.
@@ -263,4 +298,7 @@ type WebhookDelivery struct {
 	Outcome    string    `json:"outcome,omitempty"` // delivered or failed
 	DurationMS float64   `json:"duration_ms,omitempty"`
 	At         time.Time `json:"at"`
+	// Payload is the body sent, on claims: a delivery whose sender died is
+	// resumed from it, under the same delivery ID.
+	Payload string `json:"payload,omitempty"`
 }

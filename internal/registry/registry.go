@@ -21,11 +21,13 @@ const (
 	colPromotions  = "promotions"
 	colDeadLetters = "deadletters"
 	colWebhooks    = "webhook_deliveries"
+	colDuplicates  = "duplicate_batches"
+	colClaims      = "webhook_claims"
 )
 
 // Collections lists every collection, for setup (indexes) and tests.
 func Collections() []string {
-	return []string{colIngests, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks, colReplays}
+	return []string{colIngests, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks, colReplays, colDuplicates, colClaims}
 }
 
 // Registry reads and writes Refit's records.
@@ -159,6 +161,17 @@ func (r *Registry) Versions(ctx context.Context, ds string) ([]Version, error) {
 	return list[Version](ctx, r, colVersions, ds+"/")
 }
 
+// AddDuplicateBatch records a batch whose rows were all in the dataset
+// already; one per batch (a repeat is store.ErrDuplicate).
+func (r *Registry) AddDuplicateBatch(ctx context.Context, b DuplicateBatch) error {
+	return r.insert(ctx, colDuplicates, versionKey(b.Dataset, b.Of)+"/"+b.ID, b)
+}
+
+// DuplicateBatches returns a dataset's duplicate batches, oldest first.
+func (r *Registry) DuplicateBatches(ctx context.Context, ds string) ([]DuplicateBatch, error) {
+	return list[DuplicateBatch](ctx, r, colDuplicates, ds+"/")
+}
+
 // AddRun records a run; one per (spec, data).
 func (r *Registry) AddRun(ctx context.Context, run Run) error {
 	return r.insert(ctx, colRuns, key(run.Dataset, run.ID), run)
@@ -274,4 +287,21 @@ func (r *Registry) WebhookDelivery(ctx context.Context, deliveryID string) ([]We
 // WebhookDeliveries returns the whole delivery log, by delivery.
 func (r *Registry) WebhookDeliveries(ctx context.Context) ([]WebhookDelivery, error) {
 	return list[WebhookDelivery](ctx, r, colWebhooks, "")
+}
+
+// ClaimWebhookAttempt claims attempt c.Attempt of delivery c.DeliveryID
+// before it is sent: exactly one sender gets each attempt number (the
+// others get store.ErrDuplicate), so two dispatchers never both POST it.
+func (r *Registry) ClaimWebhookAttempt(ctx context.Context, c WebhookDelivery) error {
+	return r.insert(ctx, colClaims, deliveryKey(c.DeliveryID, DeliveryAttempt, c.Attempt), c)
+}
+
+// WebhookClaims returns the claims of one delivery (every delivery when
+// deliveryID is empty), by delivery then attempt.
+func (r *Registry) WebhookClaims(ctx context.Context, deliveryID string) ([]WebhookDelivery, error) {
+	prefix := ""
+	if deliveryID != "" {
+		prefix = deliveryID + "/"
+	}
+	return list[WebhookDelivery](ctx, r, colClaims, prefix)
 }

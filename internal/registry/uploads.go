@@ -20,6 +20,9 @@ type Upload struct {
 	// FirstVersion is the first version holding the source's rows; 0 while
 	// they wait for a version.
 	FirstVersion int `json:"first_version,omitempty"`
+	// DuplicateOf is set when every row of the source was in that version
+	// already: no version was cut for them (FirstVersion is that version).
+	DuplicateOf int `json:"duplicate_of,omitempty"`
 }
 
 // Uploads joins a dataset's ingest ledger (in ID order) with its versions
@@ -45,10 +48,22 @@ func (r *Registry) Uploads(ctx context.Context, ds string) ([]Upload, []Version,
 			}
 		}
 	}
+	dups, err := r.DuplicateBatches(ctx, ds)
+	if err != nil {
+		return nil, nil, err
+	}
+	duplicateOf := map[string]int{}
+	for _, b := range dups {
+		for _, src := range b.Sources {
+			if _, ok := first[src.IngestID]; !ok {
+				first[src.IngestID], duplicateOf[src.IngestID] = share{b.Of, src}, b.Of
+			}
+		}
+	}
 	out := make([]Upload, 0, len(ingests))
 	for _, in := range ingests {
 		sh, versioned := first[in.ID]
-		u := Upload{Ingest: in, Duplicate: sh.Duplicate, FirstVersion: sh.version, Status: UploadAccepted}
+		u := Upload{Ingest: in, Duplicate: sh.Duplicate, FirstVersion: sh.version, DuplicateOf: duplicateOf[in.ID], Status: UploadAccepted}
 		// Duplicates are found when a version is cut.
 		switch {
 		case in.Reason != "" || in.Accepted == 0:

@@ -17,19 +17,9 @@ import (
 // the Pub/Sub emulator.
 const PubSubEmulatorPath = "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator"
 
-// EmulatorsRequired reports whether REFIT_REQUIRE_EMULATORS=1: CI sets it
-// so that a missing emulator fails the run instead of skipping tests.
-func EmulatorsRequired() bool { return os.Getenv("REFIT_REQUIRE_EMULATORS") == "1" }
-
-// unavailable skips the test, or fails it when emulators are required.
-func unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if EmulatorsRequired() {
-		t.Fatalf("%s (REFIT_REQUIRE_EMULATORS=1)", msg)
-	}
-	t.Skipf("%s; set REFIT_REQUIRE_EMULATORS=1 to make this an error", msg)
-}
+// requireEmulators is the switch that makes a missing emulator an error
+// (CI sets it).
+const requireEmulators = "REFIT_REQUIRE_EMULATORS"
 
 // StartPubSubEmulator runs Google's Pub/Sub emulator on a free port until
 // the test ends and returns its host:port. It takes about 10 s to start:
@@ -37,11 +27,9 @@ func unavailable(t testing.TB, format string, args ...any) {
 func StartPubSubEmulator(t testing.TB) (hostPort string) {
 	t.Helper()
 	if _, err := os.Stat(PubSubEmulatorPath); err != nil {
-		unavailable(t, "Pub/Sub emulator not installed: %v", err)
+		Missing(t, "the Pub/Sub emulator ("+PubSubEmulatorPath+")", requireEmulators)
 	}
-	if _, err := exec.LookPath("java"); err != nil {
-		unavailable(t, "Pub/Sub emulator needs java: %v", err)
-	}
+	Need(t, "java", requireEmulators)
 	dir := t.TempDir()
 	var errs []error
 	// The free port may be taken before the emulator binds it: try again.

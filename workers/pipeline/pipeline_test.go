@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -15,9 +16,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/gateway"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store"
+	"github.com/refit-ml/refit/internal/synth"
 )
 
 func TestUploadBecomesAPromotedModel(t *testing.T) {
@@ -50,17 +53,34 @@ func TestSameFileTwiceIngestsNothingNew(t *testing.T) {
 	require.Equal(t, before, p.state())
 
 	// Same bytes under another name: a new source whose rows are all
-	// duplicates. The version that takes it has its parent's content, so
-	// its parent's hash, and nothing is trained again.
-	p.q.Publish(context.Background(), p.upload("copy.csv", 1, 700, 0))
+	// duplicates. No version is cut (it would have its parent's content
+	// and never be trained); the batch is recorded as duplicates of v1,
+	// and a reconcile pass does not take it again.
+	copied := p.upload("copy.csv", 1, 700, 0)
+	p.q.Publish(context.Background(), copied)
 	p.drain()
+	p.reconcile()
 	after := p.state()
 	require.Equal(t, before.Runs, after.Runs)
 	require.Len(t, after.Ingests, 2)
 	require.Contains(t, strings.Join(after.Ingests, "\n"), "copy.csv#")
-	require.Len(t, after.Versions, 2)
-	v1 := strings.Fields(before.Versions[0])
-	require.Equal(t, []string{"v2", v1[1], "700/700"}, strings.Fields(after.Versions[1]))
+	require.Equal(t, before.Versions, after.Versions, "a batch of duplicates must not become a version")
+	dups, err := p.reg.DuplicateBatches(context.Background(), "housing")
+	require.NoError(t, err)
+	require.Len(t, dups, 1)
+	require.Equal(t, 1, dups[0].Of)
+	require.Equal(t, 700, dups[0].Duplicate)
+	require.Len(t, dups[0].Sources, 1)
+	require.Equal(t, copied.Name, dups[0].Sources[0].Source.Object)
+	require.Equal(t, 0, dups[0].Sources[0].Rows)
+
+	// The dataset holds 700 rows: accepted counts rows gained, not rows
+	// that passed validation twice.
+	st, err := gateway.Status(context.Background(), p.reg, p.def)
+	require.NoError(t, err)
+	require.Equal(t, 700, st.Rows.Accepted)
+	require.Equal(t, 700, st.Rows.Duplicate)
+	require.Equal(t, 0, st.StagedRows)
 }
 
 // scenario feeds the pipeline: uploads and corrections, each followed by
@@ -400,4 +420,35 @@ func TestOverlappingFilesAreDeduplicatedAtTheCut(t *testing.T) {
 		return nil
 	}))
 	require.Len(t, seen, 700)
+}
+
+// TestUnbalancedQuoteIsCountedAndLocated: a quote never closed swallows
+// every line after it into one record; the ingest counts the record and the
+// lines it took, and the quarantine report names the lines.
+func TestUnbalancedQuoteIsCountedAndLocated(t *testing.T) {
+	p, bucket, _ := freshPipeline(t, 500)
+	var buf bytes.Buffer
+	require.NoError(t, synth.Housing{Seed: 7}.Write(&buf, 100))
+	lines := strings.SplitAfter(buf.String(), "\n")
+	// Line 42 (a row) gets an opening quote in its street: lines 42..101
+	// become one record.
+	lines[41] = strings.Replace(lines[41], ",", `,"`, 5)
+	p.q.Publish(context.Background(), p.put("quote.csv", []byte(strings.Join(lines, ""))))
+	p.drain()
+	ingests, err := p.reg.Ingests(context.Background(), "housing")
+	require.NoError(t, err)
+	require.Len(t, ingests, 1)
+	in := ingests[0]
+	require.Equal(t, 40, in.Accepted)
+	require.Equal(t, 1, in.Rejected)
+	require.Equal(t, 60, in.RejectedLines, "every line the record swallowed is counted")
+	require.Equal(t, 101, 1+in.Accepted+in.RejectedLines, "header, accepted and rejected lines cover the file")
+	rc, err := bucket.Open(context.Background(), in.Quarantine)
+	require.NoError(t, err)
+	defer rc.Close()
+	recs, err := csv.NewReader(rc).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	require.Equal(t, "42", recs[1][0])
+	require.Contains(t, recs[1][1], "lines 42-101")
 }

@@ -176,7 +176,7 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 	var rejected []dataset.Rejected
 	chunk := fmt.Sprintf("staged/%s/%s.csv", d.Name, in.ID)
 	_, err := w.bucket.Write(ctx, chunk, blob.CreateOnly, func(out io.Writer) error {
-		in.Accepted, in.TestRows, in.Rejected, rejected = 0, 0, 0, nil // a retried write starts over
+		in.Accepted, in.TestRows, in.Rejected, in.RejectedLines, rejected = 0, 0, 0, 0, nil // a retried write starts over
 		bw := bufio.NewWriterSize(out, 256<<10)
 		if _, err := bw.Write(d.HeaderRecord()); err != nil {
 			return err
@@ -195,6 +195,7 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 			for _, p := range batch {
 				if p.rej != nil {
 					in.Rejected++
+					in.RejectedLines += max(p.rej.Lines, 1)
 					if len(rejected) < w.maxRejected {
 						rejected = append(rejected, *p.rej)
 					}

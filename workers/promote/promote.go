@@ -26,6 +26,7 @@ import (
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/workers"
+	"github.com/refit-ml/refit/workers/stats"
 )
 
 // Worker is the promote worker.
@@ -36,6 +37,7 @@ type Worker struct {
 	pub      workers.Publisher
 	log      *slog.Logger
 	now      func() time.Time
+	stats    *stats.Store
 
 	mu    sync.Mutex
 	cache map[string]*model.Predictor // by run ID; artifacts are immutable
@@ -63,6 +65,10 @@ func New(cfg workers.Deps) (*Worker, error) {
 		}, []string{"dataset", "metric"}),
 	}
 	cfg.Metrics.MustRegister(w.promotions, w.rejections, w.champion)
+	var err error
+	if w.stats, err = stats.New(cfg.Bucket, w.log, cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("promote: %w", err)
+	}
 	return w, nil
 }
 
@@ -265,12 +271,16 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 	if err != nil {
 		return registry.Decision{}, nil, err
 	}
-	// Both models in one read of the test split.
 	scored := []scoredRun{{run.ID, run.Artifact, run.Checksum}}
 	if hasChamp {
 		scored = append(scored, scoredRun{champ.RunID, champ.Artifact, champ.Checksum})
 	}
-	scores, err := w.score(ctx, d, scored, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TestSplit))
+	// From the version's statistics when sums can score them, else both
+	// models in one read of the test split.
+	scores, fromStats, err := w.scoreFromStats(ctx, d, v, scored)
+	if err == nil && !fromStats {
+		scores, err = w.score(ctx, d, scored, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TestSplit))
+	}
 	if err != nil {
 		return registry.Decision{}, nil, err
 	}

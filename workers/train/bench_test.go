@@ -3,9 +3,10 @@ package train
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/refit-ml/refit/workers"
 	"io"
 	"log/slog"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/internal/synth"
+	"github.com/refit-ml/refit/workers"
 )
 
 type discard struct{}
@@ -62,7 +64,9 @@ func stageVersion(tb testing.TB, d *dataset.Definition, bucket blob.Bucket, rows
 	for done := false; !done; {
 		name := fmt.Sprintf("datasets/%s/rows/%06d.csv", d.Name, len(v.Blobs))
 		n := 0
-		_, err := bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
+		sum := sha256.New()
+		_, err := bucket.Write(ctx, name, blob.CreateOnly, func(w io.Writer) error {
+			out := io.MultiWriter(w, sum)
 			enc := d.NewStagedEncoder("bench")
 			if _, err := out.Write(d.HeaderRecord()); err != nil {
 				return err
@@ -98,6 +102,8 @@ func stageVersion(tb testing.TB, d *dataset.Definition, bucket blob.Bucket, rows
 		}
 		if n > 0 {
 			v.Blobs = append(v.Blobs, name)
+			v.BlobRows = append(v.BlobRows, n)
+			v.BlobHashes = append(v.BlobHashes, hex.EncodeToString(sum.Sum(nil)))
 		}
 	}
 	return v

@@ -82,6 +82,9 @@ func (r *Reproducer) Reproduce(ctx context.Context, run registry.Run) (Reproduct
 		return Reproduction{}, fmt.Errorf("%w: run %s was trained on version hash %s, the store has %s", ErrUnreproducible, run.ID, run.VersionHash, v.Hash)
 	}
 	start := time.Now()
+	if run.FittedFrom == registry.FitStatistics {
+		return r.reproduceFromStats(ctx, d, run, art, v, start)
+	}
 	var rowsErr error
 	scan := d.ScanBlobs(ctx, r.bucket, v.Blobs, dataset.TrainRows)
 	rows := func(fn func(dataset.StagedRow) error) error {

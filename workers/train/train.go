@@ -21,6 +21,7 @@ import (
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/workers"
+	"github.com/refit-ml/refit/workers/stats"
 )
 
 // Config is the worker's dependencies and its one option.
@@ -28,6 +29,9 @@ type Config struct {
 	workers.Deps
 	// CodeVersion is recorded on every run.
 	CodeVersion string
+	// FitFromRows fits every spec from the version's rows, as before
+	// statistics: the baseline the incremental path is measured against.
+	FitFromRows bool
 }
 
 // Worker is the train worker.
@@ -39,6 +43,8 @@ type Worker struct {
 	log      *slog.Logger
 	now      func() time.Time
 	version  string
+	stats    *stats.Store
+	fromRows bool
 
 	runs     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -51,7 +57,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w := &Worker{
 		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
-		log: cfg.Logger.With("component", "train"), now: cfg.Now(), version: cfg.CodeVersion,
+		log: cfg.Logger.With("component", "train"), now: cfg.Now(), version: cfg.CodeVersion, fromRows: cfg.FitFromRows,
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refit_training_runs_total", Help: "Models trained by this process, by dataset and spec.",
 		}, []string{"dataset", "spec"}),
@@ -61,6 +67,10 @@ func New(cfg Config) (*Worker, error) {
 		}, []string{"dataset", "spec"}),
 	}
 	cfg.Metrics.MustRegister(w.runs, w.duration)
+	var err error
+	if w.stats, err = stats.New(cfg.Bucket, w.log, cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
 	return w, nil
 }
 
@@ -116,9 +126,8 @@ func (w *Worker) Reconcile(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// train fits the specs that have no run on v yet. They share the reads of
-// the version's rows (two of the training split, one of the test split):
-// reading and parsing rows costs more than fitting them.
+// train fits the specs that have no run on v yet: linear specs from the
+// version's statistics (fitStats), the other kinds from its rows.
 func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Version, specs []dataset.ModelSpec, correlation string) error {
 	if correlation == "" {
 		correlation = fmt.Sprintf("%s/v%d", d.Name, v.Number)
@@ -142,7 +151,38 @@ func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Ve
 	}
 
 	start := time.Now()
-	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TrainSplit))
+	byStats, byRows := splitByFit(todo, w.fromRows)
+	done, ms, rows, statErrs := w.fitStats(ctx, d, v, byStats)
+	errs = append(errs, statErrs...)
+	done2, ms2, rowErrs := w.fitRows(ctx, d, v, append(rows, byRows...))
+	errs = append(errs, rowErrs...)
+	done, ms = append(done, done2...), append(ms, ms2...)
+	for i, f := range done {
+		errs = append(errs, w.record(ctx, d, v, f, ms[i], start, correlation))
+	}
+	return errors.Join(errs...)
+}
+
+// fitRows fits and scores specs from the version's rows. They share the
+// reads (two of the training split, one of the test split): reading and
+// parsing rows costs more than fitting them.
+func (w *Worker) fitRows(ctx context.Context, d *dataset.Definition, v registry.Version, todo []dataset.ModelSpec) ([]fitted, []model.Metrics, []error) {
+	if len(todo) == 0 {
+		return nil, nil, nil
+	}
+	checks, err := w.blobChecks(ctx, v)
+	var corrupt *CorruptBlobError
+	if errors.As(err, &corrupt) {
+		return nil, nil, []error{bus.Permanent(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, err))}
+	}
+	if err != nil {
+		return nil, nil, []error{err}
+	}
+	// Every blob is checked against its version while it streams: a short
+	// or altered blob fails the run instead of training on other data.
+	rows := verifiedOpener{Opener: w.bucket, checks: checks}
+	var errs []error
+	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanSplit(ctx, rows, v.Blobs, dataset.TrainSplit))
 	var done []fitted
 	var ps []*model.Predictor
 	for i, spec := range todo {
@@ -155,26 +195,24 @@ func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Ve
 			errs = append(errs, w.failed(ctx, d, v, spec, bus.Permanent(err)))
 			continue
 		}
-		done = append(done, fitted{spec: spec, art: arts[i]})
+		done = append(done, fitted{spec: spec, art: arts[i], from: registry.FitRows})
 		ps = append(ps, p)
 	}
 	if len(ps) == 0 {
-		return errors.Join(errs...)
+		return nil, nil, errs
 	}
-	ms, err := model.EvaluateEach(ctx, ps, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TestSplit))
+	ms, err := model.EvaluateEach(ctx, ps, d.ScanSplit(ctx, rows, v.Blobs, dataset.TestSplit))
 	if err != nil {
-		return errors.Join(append(errs, w.fitError(fmt.Errorf("score on %s/v%d: %w", d.Name, v.Number, err)))...)
+		return nil, nil, append(errs, w.fitError(fmt.Errorf("score on %s/v%d: %w", d.Name, v.Number, err)))
 	}
-	for i, f := range done {
-		errs = append(errs, w.record(ctx, d, v, f, ms[i], start, correlation))
-	}
-	return errors.Join(errs...)
+	return done, ms, errs
 }
 
 // fitted is a spec's artifact, trained but not stored yet.
 type fitted struct {
 	spec dataset.ModelSpec
 	art  *model.Artifact
+	from string // registry.FitStatistics or FitRows
 }
 
 // record stores a trained model and its run. The run's duration counts from
@@ -211,7 +249,7 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, v registry.V
 	elapsed := time.Since(start)
 	run := registry.Run{
 		ID: id, Dataset: d.Name, Spec: spec.Name, SpecHash: spec.Hash(), Version: v.Number, VersionHash: v.Hash,
-		TrainRows: art.TrainRows, Metrics: workers.RunMetrics(m), Artifact: name, ArtifactURI: blob.URI(w.bucket, name),
+		TrainRows: art.TrainRows, FittedFrom: f.from, L2: art.L2, Metrics: workers.RunMetrics(m), Artifact: name, ArtifactURI: blob.URI(w.bucket, name),
 		Checksum: checksum, DurationMS: float64(elapsed.Microseconds()) / 1000, CodeVersion: w.version, CreatedAt: w.now(),
 	}
 	err = w.reg.AddRun(ctx, run)
@@ -227,7 +265,7 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, v registry.V
 	w.runs.WithLabelValues(d.Name, spec.Name).Inc()
 	w.duration.WithLabelValues(d.Name, spec.Name).Observe(elapsed.Seconds())
 	w.log.Info("trained", "dataset", d.Name, "version", v.Number, "spec", spec.Name, "run", id,
-		"train_rows", art.TrainRows, "rmse", m.RMSE, "r2", m.R2, "duration", elapsed, "correlation_id", correlation)
+		"train_rows", art.TrainRows, "fit", f.from, "l2", art.L2, "rmse", m.RMSE, "r2", m.R2, "duration", elapsed, "correlation_id", correlation)
 	return w.announce(ctx, run, correlation)
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/workers"
+	"github.com/refit-ml/refit/workers/stats"
 )
 
 // Worker is the version worker.
@@ -40,6 +41,7 @@ type Worker struct {
 	pub      workers.Publisher
 	log      *slog.Logger
 	now      func() time.Time
+	stats    *stats.Store
 
 	// locks serialises cuts of one dataset in this process: an event and
 	// the reconcile loop would otherwise build the same version twice
@@ -75,6 +77,10 @@ func New(cfg workers.Deps) (*Worker, error) {
 		}, []string{"dataset"}),
 	}
 	cfg.Metrics.MustRegister(w.versions, w.duplicateRows, w.latest, w.stagedRows)
+	var err error
+	if w.stats, err = stats.New(cfg.Bucket, w.log, cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("version: %w", err)
+	}
 	return w, nil
 }
 
@@ -88,6 +94,17 @@ func (w *Worker) HandleRowsStaged(ctx context.Context, e *events.RowsStaged) err
 	}
 	for _, v := range versions {
 		for _, src := range v.Sources {
+			if src.IngestID == e.IngestID {
+				return nil
+			}
+		}
+	}
+	dups, err := w.reg.DuplicateBatches(ctx, e.Dataset)
+	if err != nil {
+		return err
+	}
+	for _, b := range dups {
+		for _, src := range b.Sources {
 			if src.IngestID == e.IngestID {
 				return nil
 			}
@@ -150,6 +167,10 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 	if err != nil {
 		return false, err
 	}
+	dups, err := w.reg.DuplicateBatches(ctx, d.Name)
+	if err != nil {
+		return false, err
+	}
 	var parent registry.Version
 	included := map[string]bool{}
 	for _, v := range versions {
@@ -157,6 +178,12 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 			included[s.IngestID] = true
 		}
 		parent = v
+	}
+	// A batch that added no row took its sources all the same.
+	for _, b := range dups {
+		for _, s := range b.Sources {
+			included[s.IngestID] = true
+		}
 	}
 	pending := slices.DeleteFunc(slices.Clone(ledger), func(in registry.Ingest) bool { return in.Accepted == 0 || included[in.ID] })
 	slices.SortFunc(pending, func(a, b registry.Ingest) int {
@@ -196,6 +223,9 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 	if err != nil {
 		return false, err
 	}
+	if v.NewRows == 0 {
+		return true, w.settleDuplicates(ctx, v, correlation)
+	}
 	err = w.reg.AddVersion(ctx, v)
 	if registry.IsDuplicate(err) {
 		w.log.Info("version cut by another worker", "dataset", d.Name, "version", v.Number)
@@ -217,6 +247,28 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 		Meta:    events.Meta{ID: fmt.Sprintf("%s/v%d", d.Name, v.Number), Dataset: d.Name, Time: v.CreatedAt, CorrelationID: correlation},
 		Version: v.Number, Hash: v.Hash, Parent: v.Parent, Rows: v.Rows, TrainRows: v.TrainRows, TestRows: v.TestRows,
 	})
+}
+
+// settleDuplicates records a batch whose rows were all in the parent
+// version: no version is cut (it would hold the parent's content under a
+// new number, and nothing would ever train it), and the sources say they
+// are duplicates of the parent, so a client waiting on them returns.
+func (w *Worker) settleDuplicates(ctx context.Context, v registry.Version, correlation string) error {
+	ids := make([]string, len(v.Sources))
+	for i, s := range v.Sources {
+		ids[i] = s.IngestID
+	}
+	id := sha256.Sum256([]byte(v.ParentHash + "\n" + strings.Join(ids, "\n")))
+	b := registry.DuplicateBatch{ID: hex.EncodeToString(id[:12]), Dataset: v.Dataset, Of: v.Parent, OfHash: v.ParentHash,
+		Sources: v.Sources, Duplicate: v.Duplicate, CreatedAt: v.CreatedAt}
+	err := w.reg.AddDuplicateBatch(ctx, b)
+	if err != nil && !registry.IsDuplicate(err) {
+		return err
+	}
+	w.duplicateRows.WithLabelValues(v.Dataset).Add(float64(b.Duplicate))
+	w.log.Info("batch adds no rows: no version cut", "dataset", v.Dataset, "duplicate_of", b.Of, "duplicate", b.Duplicate,
+		"sources", len(b.Sources), "correlation_id", correlation)
+	return nil
 }
 
 // watermark is the time of the oldest source not yet staged: an upload in
@@ -271,6 +323,9 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 		Rows: parent.Rows, TrainRows: parent.TrainRows, TestRows: parent.TestRows,
 		Blobs: slices.Clone(parent.Blobs), CreatedAt: w.now(),
 	}
+	if len(parent.BlobHashes) == len(parent.Blobs) { // else cut before they were recorded
+		v.BlobRows, v.BlobHashes = slices.Clone(parent.BlobRows), slices.Clone(parent.BlobHashes)
+	}
 	for i, in := range batch {
 		ids[i] = in.ID
 	}
@@ -316,9 +371,8 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	}
 	switch {
 	case errors.Is(err, errNoNewRows):
-		// Every row was in the dataset already: same content, same hash, so
-		// nothing is trained twice; the version records that the sources
-		// were taken.
+		// Every row was in the dataset already: no version (cutOne records
+		// the batch as duplicates of the parent instead).
 		v.Hash = parent.Hash
 		return v, nil
 	case err != nil:
@@ -335,9 +389,13 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 			return v, err
 		}
 	}
+	w.writeStats(ctx, d, name)
 	whole := sha256.Sum256([]byte(parent.Hash + ":" + contentHash))
 	v.Hash = hex.EncodeToString(whole[:])
 	v.Blobs = append(v.Blobs, name)
+	if len(v.BlobHashes) == len(v.Blobs)-1 {
+		v.BlobRows, v.BlobHashes = append(v.BlobRows, v.NewRows), append(v.BlobHashes, contentHash)
+	}
 	return v, nil
 }
 

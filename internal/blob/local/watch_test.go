@@ -155,7 +155,7 @@ func TestWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var rec recorder
 	done := make(chan error, 1)
-	go func() { done <- b.Watch(ctx, "incoming/", interval, rec.notify) }()
+	go func() { done <- b.Watch(ctx, "incoming/", WatchOptions{Interval: interval}, rec.notify) }()
 
 	dir := filepath.Join(b.Root(), "incoming")
 	require.NoError(t, os.MkdirAll(dir, 0o755))
@@ -208,6 +208,115 @@ func TestWatch(t *testing.T) {
 
 func TestWatchRejectsBadInterval(t *testing.T) {
 	b := newBucket(t)
-	err := b.Watch(t.Context(), "", 0, func(blob.Object) {})
+	err := b.Watch(t.Context(), "", WatchOptions{}, func(blob.Object) {})
 	require.ErrorContains(t, err, "interval")
+}
+
+// TestTrackerHoldsBackAnUnfinishedLastLine: a file written in place slowly
+// can sit unchanged for two polls with half a row at its end ("US" of
+// "USA"); it is reported only once quiet for longer, or once its last line
+// ends.
+func TestTrackerHoldsBackAnUnfinishedLastLine(t *testing.T) {
+	const quiet = 5 * time.Second
+	type step struct {
+		at    int // seconds since epoch when polled
+		sec   int // the file's mtime
+		size  int64
+		ends  bool // its last byte is a line break
+		want  bool // reported at this poll
+		label string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"a last line without a break waits for quiet, then is taken", []step{
+			{at: 1, sec: 1, size: 10},
+			{at: 2, sec: 1, size: 10, label: "settled, but not quiet"},
+			{at: 5, sec: 1, size: 10, label: "still not quiet"},
+			{at: 6, sec: 1, size: 10, want: true, label: "quiet for 5s: the writer is gone"},
+			{at: 7, sec: 1, size: 10},
+		}},
+		{"the writer finishes the row before quiet", []step{
+			{at: 1, sec: 1, size: 10},
+			{at: 2, sec: 1, size: 10},
+			{at: 3, sec: 3, size: 13, ends: true},
+			{at: 4, sec: 3, size: 13, ends: true, want: true, label: "the whole row"},
+		}},
+		{"a file ending in a line break does not wait", []step{
+			{at: 1, sec: 1, size: 10, ends: true},
+			{at: 2, sec: 1, size: 10, ends: true, want: true},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cur step
+			tr := &tracker{seen: map[string]watchState{}, quiet: quiet,
+				now: func() time.Time { return epoch.Add(time.Duration(cur.at) * time.Second) },
+				terminated: func(name, _ string, size int64) (bool, error) {
+					require.Equal(t, cur.size, size)
+					return cur.ends, nil
+				},
+				stat: func(name, _ string) (blob.Object, error) {
+					return blob.Object{Name: name, Size: cur.size, Updated: epoch.Add(time.Duration(cur.sec) * time.Second), Generation: cur.size}, nil
+				}}
+			for i, st := range tt.steps {
+				cur = st
+				objs, err := tr.poll([]entry{{name: "a.csv", size: st.size, mtime: epoch.Add(time.Duration(st.sec) * time.Second)}})
+				require.NoError(t, err)
+				require.Equal(t, st.want, len(objs) == 1, "step %d %s", i, st.label)
+			}
+		})
+	}
+}
+
+func TestLastLineEnds(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]bool{"": true, "a,b\n1,US": false, "a,b\n1,USA\n": true, "a,b\r\n": true} {
+		path := filepath.Join(dir, "f.csv")
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+		got, err := lastLineEnds("f.csv", path, int64(len(content)))
+		require.NoError(t, err)
+		require.Equal(t, want, got, "%q", content)
+	}
+}
+
+// TestWatchRemovesStaleTemporaryFiles: files a killed writer left behind
+// (a hidden temp of Write, a .part download) are removed once older than
+// TempMaxAge; fresh ones, and real uploads however old, stay.
+func TestWatchRemovesStaleTemporaryFiles(t *testing.T) {
+	b := newBucket(t)
+	dir := filepath.Join(b.Root(), "incoming", "housing")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	old := time.Now().Add(-2 * time.Hour)
+	files := map[string]bool{ // name: removed
+		".a.csv.123.tmp": true, "b.csv.part": true, ".hidden": true, "c.tmp": true,
+		"fresh.csv.part": false, "old.csv": false,
+	}
+	for name, stale := range files {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, []byte("x\n"), 0o644))
+		if stale || name == "old.csv" {
+			require.NoError(t, os.Chtimes(path, old, old))
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Watch(ctx, "incoming/", WatchOptions{Interval: 20 * time.Millisecond, TempMaxAge: time.Hour}, func(blob.Object) {})
+	}()
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "b.csv.part"))
+		return errors.Is(err, os.ErrNotExist)
+	}, 5*time.Second, 20*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	for name, removed := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if removed {
+			require.ErrorIs(t, err, os.ErrNotExist, name)
+		} else {
+			require.NoError(t, err, name)
+		}
+	}
 }

@@ -1,0 +1,231 @@
+// Package stats keeps the sufficient statistics (model.Stats) of the rows
+// blobs and versions of a dataset in the bucket, beside the rows:
+//
+//	datasets/<d>/rows/<blob>.<key>.stats    one rows blob's statistics
+//	datasets/<d>/stats/<version-hash>.<key>.stats  a version's, merged
+//
+// where <key> is model.StatsKey of the dataset's specs. Both are derived
+// data: written create-only, and rebuilt from the rows whenever a file is
+// missing or fails its checksum (never half-read), so a crash between
+// writing a blob and its statistics costs one recomputation.
+//
+// A version's statistics are the fold, in blob position order, of its
+// blobs' statistics: its parent's merged statistics, then its new blob's.
+// Merge is exact and ordered, so the result is bit-identical whichever
+// worker or replica computed each part.
+package stats
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/model"
+	"github.com/refit-ml/refit/internal/registry"
+)
+
+// Store reads, computes and writes statistics files.
+type Store struct {
+	bucket  blob.Bucket
+	log     *slog.Logger
+	rebuilt *prometheus.CounterVec
+}
+
+// New builds a store. Several workers of one process may share metrics.
+func New(bucket blob.Bucket, log *slog.Logger, metrics prometheus.Registerer) (*Store, error) {
+	rebuilt := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "refit_stats_rebuilt_total",
+		Help: "Statistics files computed from the rows because they were missing or corrupt.",
+	}, []string{"dataset", "reason"})
+	if err := metrics.Register(rebuilt); err != nil {
+		are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
+		if !ok {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
+		if !ok {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		rebuilt = existing
+	}
+	return &Store{bucket: bucket, log: log, rebuilt: rebuilt}, nil
+}
+
+// BlobName is where a rows blob's statistics are kept.
+func BlobName(rowsBlob, key string) string {
+	return strings.TrimSuffix(rowsBlob, ".csv") + "." + key + ".stats"
+}
+
+// VersionName is where a version's merged statistics are kept.
+func VersionName(dataset, versionHash, key string) string {
+	return fmt.Sprintf("datasets/%s/stats/%s.%s.stats", dataset, versionHash, key)
+}
+
+// Reasons a statistics file is rebuilt.
+const (
+	reasonMissing = "missing"
+	reasonCorrupt = "corrupt"
+)
+
+// read loads one statistics file. It reports a reason ("missing",
+// "corrupt") instead of an error when the file must be rebuilt.
+func (s *Store) read(ctx context.Context, def *dataset.Definition, name string) (*model.Stats, string, error) {
+	rc, err := s.bucket.Open(ctx, name)
+	if errors.Is(err, blob.ErrNotExist) {
+		return nil, reasonMissing, nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", name, err)
+	}
+	st, err := model.UnmarshalStats(b)
+	if err == nil && st.Dataset != def.Name {
+		err = fmt.Errorf("%w: statistics of dataset %q", model.ErrCorruptStats, st.Dataset)
+	}
+	if errors.Is(err, model.ErrCorruptStats) {
+		s.log.Warn("corrupt statistics; rebuilding them from the rows", "dataset", def.Name, "object", name, "err", err)
+		return nil, reasonCorrupt, nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", name, err)
+	}
+	return st, "", nil
+}
+
+// write stores st under name: create-only for a new file, overwriting
+// only a file found corrupt. A racing writer's file is as good as ours
+// (the same inputs give the same bytes).
+func (s *Store) write(ctx context.Context, name string, st *model.Stats, reason string) error {
+	mode := blob.CreateOnly
+	if reason == reasonCorrupt {
+		mode = blob.Overwrite
+	}
+	b := st.Marshal()
+	_, err := s.bucket.Write(ctx, name, mode, func(w io.Writer) error {
+		_, err := io.Copy(w, bytes.NewReader(b))
+		return err
+	})
+	if err != nil && !errors.Is(err, blob.ErrExists) {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// Ensure makes sure a rows blob has readable statistics, computing them
+// from its rows (one read) when they are missing or corrupt. The writer
+// of a blob calls it; a reader that finds none uses Blob.
+func (s *Store) Ensure(ctx context.Context, def *dataset.Definition, rowsBlob string) error {
+	key, err := model.StatsKey(def)
+	if err != nil {
+		return err
+	}
+	name := BlobName(rowsBlob, key)
+	_, reason, err := s.read(ctx, def, name)
+	if err != nil || reason == "" {
+		return err
+	}
+	_, err = s.compute(ctx, def, rowsBlob, name, reason)
+	return err
+}
+
+func (s *Store) compute(ctx context.Context, def *dataset.Definition, rowsBlob, name, reason string) (*model.Stats, error) {
+	st, err := model.ComputeStats(ctx, def, def.ScanBlobs(ctx, s.bucket, []string{rowsBlob}, nil))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rowsBlob, err)
+	}
+	if err := s.write(ctx, name, st, reason); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Blob returns a rows blob's statistics, computing them from the rows when
+// their file is missing or corrupt.
+func (s *Store) Blob(ctx context.Context, def *dataset.Definition, rowsBlob string) (*model.Stats, error) {
+	key, err := model.StatsKey(def)
+	if err != nil {
+		return nil, err
+	}
+	name := BlobName(rowsBlob, key)
+	st, reason, err := s.read(ctx, def, name)
+	if err != nil || reason == "" {
+		return st, err
+	}
+	s.rebuilt.WithLabelValues(def.Name, reason).Inc()
+	s.log.Info("computing statistics from the rows", "dataset", def.Name, "blob", rowsBlob, "reason", reason)
+	return s.compute(ctx, def, rowsBlob, name, reason)
+}
+
+// Has reports whether a rows blob has a readable statistics file.
+func (s *Store) Has(ctx context.Context, def *dataset.Definition, rowsBlob string) (bool, error) {
+	key, err := model.StatsKey(def)
+	if err != nil {
+		return false, err
+	}
+	_, reason, err := s.read(ctx, def, BlobName(rowsBlob, key))
+	return err == nil && reason == "", err
+}
+
+// Version returns a version's statistics: its cached merge, else its
+// parent's cached merge and its new blob's, else the fold of every blob's.
+// The result is cached for the next version.
+func (s *Store) Version(ctx context.Context, def *dataset.Definition, v registry.Version) (*model.Stats, error) {
+	if len(v.Blobs) == 0 {
+		return nil, fmt.Errorf("statistics of %s/v%d: %w", def.Name, v.Number, model.ErrNoRows)
+	}
+	key, err := model.StatsKey(def)
+	if err != nil {
+		return nil, err
+	}
+	name := VersionName(def.Name, v.Hash, key)
+	st, reason, err := s.read(ctx, def, name)
+	if err != nil || reason == "" {
+		return st, err
+	}
+	// The parent's merge covers every blob but the last when the version
+	// added one (a version of duplicates only shares its parent's hash,
+	// and so its file).
+	var acc *model.Stats
+	from := 0
+	if v.ParentHash != "" && v.ParentHash != v.Hash {
+		p, preason, err := s.read(ctx, def, VersionName(def.Name, v.ParentHash, key))
+		if err != nil {
+			return nil, err
+		}
+		if preason == "" {
+			acc, from = p, len(v.Blobs)-1
+		}
+	}
+	for _, b := range v.Blobs[from:] {
+		bs, err := s.Blob(ctx, def, b)
+		if err != nil {
+			return nil, err
+		}
+		if acc == nil {
+			acc = bs
+			continue
+		}
+		if acc, err = model.Merge(acc, bs); err != nil {
+			return nil, fmt.Errorf("statistics of %s/v%d: %w", def.Name, v.Number, err)
+		}
+	}
+	if reason == reasonCorrupt {
+		s.rebuilt.WithLabelValues(def.Name, reason).Inc()
+	}
+	if err := s.write(ctx, name, acc, reason); err != nil {
+		return nil, err
+	}
+	return acc, nil
+}
