@@ -27,6 +27,7 @@ import (
 
 	"github.com/refit-ml/refit/internal/promapi"
 	"github.com/refit-ml/refit/internal/synth"
+	"github.com/refit-ml/refit/internal/testenv"
 )
 
 // A day compressed into period: a quiet night and an afternoon peak.
@@ -56,7 +57,7 @@ const query = `sum(rate(prediction_requests_total{dataset="housing",status="2xx"
 // while the reactive query (what KEDA's prometheus trigger sees) crosses
 // after it.
 func TestPredictsAheadOfRealPrometheus(t *testing.T) {
-	prometheusBin := findPrometheus(t)
+	prometheusBin := testenv.Need(t, "prometheus", "REFIT_REQUIRE_PROMETHEUS")
 	if testing.Short() {
 		t.Skip("about 3 minutes with the refit binary and a real Prometheus; not with -short")
 	}
@@ -218,21 +219,6 @@ func TestPredictsAheadOfRealPrometheus(t *testing.T) {
 	if len(vs) != 1 || vs[0].Samples[0].V <= 0 {
 		t.Errorf("refit_scaler_forecast as Prometheus scraped it: %+v", vs)
 	}
-}
-
-// findPrometheus is the prometheus binary, or skips in one line (fails
-// when REFIT_REQUIRE_PROMETHEUS is set, as in CI).
-func findPrometheus(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err == nil {
-		return bin
-	}
-	if os.Getenv("REFIT_REQUIRE_PROMETHEUS") != "" {
-		t.Fatal("REFIT_REQUIRE_PROMETHEUS is set but prometheus is not on PATH (apt-get install prometheus)")
-	}
-	t.Skip("prometheus not installed (apt-get install prometheus); REFIT_REQUIRE_PROMETHEUS=1 fails instead")
-	return ""
 }
 
 // buildRefit builds the refit binary once into the test's directory.
