@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	monv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	appsv1 "k8s.io/api/apps/v1"
@@ -134,8 +135,26 @@ func builtin(apiVersion, kind string) any {
 	return nil
 }
 
-// crdSchemas are the custom resources without Go types here, checked
-// against testdata/crds/<group>_<version>_<kind>.json.
+// kedaType maps a KEDA apiVersion/kind to KEDA's own Go type (v2.21.0),
+// which the object must decode into strictly. The testdata/crds schemas
+// still check what the types cannot say: each trigger type's metadata keys
+// and the pod identity provider's values.
+func kedaType(apiVersion, kind string) any {
+	switch apiVersion + "/" + kind {
+	case "keda.sh/v1alpha1/ScaledObject":
+		return &kedav1alpha1.ScaledObject{}
+	case "keda.sh/v1alpha1/ScaledJob":
+		return &kedav1alpha1.ScaledJob{}
+	case "keda.sh/v1alpha1/TriggerAuthentication":
+		return &kedav1alpha1.TriggerAuthentication{}
+	case "keda.sh/v1alpha1/ClusterTriggerAuthentication":
+		return &kedav1alpha1.ClusterTriggerAuthentication{}
+	}
+	return nil
+}
+
+// crdSchemas are the custom resources checked against
+// testdata/crds/<group>_<version>_<kind>.json (KEDA's after kedaType).
 var crdSchemas = map[string]bool{
 	"keda.sh/v1alpha1/ScaledObject":              true,
 	"keda.sh/v1alpha1/ScaledJob":                 true,
@@ -211,6 +230,12 @@ func decodeObject(t *testing.T, doc string) (object, error) {
 		}
 		o.Typed = typed
 		return o, nil
+	}
+	if typed := kedaType(o.APIVersion, o.Kind); typed != nil {
+		// Every KEDA object any overlay renders, so one added later is covered.
+		if err := strict([]byte(doc), typed); err != nil {
+			return o, fmt.Errorf("%s does not decode strictly into KEDA's %T: %w", o.id(), typed, err)
+		}
 	}
 	if !crdSchemas[gvk] {
 		return o, fmt.Errorf("%s: no Go type or schema for %s: add one to the test", o.id(), gvk)
@@ -954,6 +979,25 @@ spec:
   minReplicas: 1
   triggers: [{type: prometheus, metadata: {serverAddress: s, query: q, threshold: "1"}}]
 `, "minReplicas"},
+		{"misspelled HPA behavior field, deeper than the schema looks", `
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: x}
+spec:
+  scaleTargetRef: {name: d}
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior: {scaleDown: {stabilisationWindowSeconds: 300}}
+  triggers: [{type: prometheus, metadata: {serverAddress: s, query: q, threshold: "1"}}]
+`, "stabilisationWindowSeconds"},
+		{"external trigger with a misplaced field", `
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: x}
+spec:
+  scaleTargetRef: {name: d}
+  triggers: [{type: external, metadata: {scalerAddress: "s:9090"}, useCachedMetric: true}]
+`, "useCachedMetric"},
 		{"prometheus trigger without a query", `
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject

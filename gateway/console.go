@@ -46,6 +46,12 @@ func consoleTemplates() *template.Template {
 			}
 			return strconv.FormatFloat(f, 'f', 2, 64)
 		},
+		"score": func(f float64) string { // accuracy, F1, log loss: more digits than money
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return "—"
+			}
+			return strconv.FormatFloat(f, 'f', 4, 64)
+		},
 		"fnum": func(p *float64) string {
 			if p == nil {
 				return ""
@@ -66,6 +72,7 @@ func consoleTemplates() *template.Template {
 type consoleInput struct {
 	Name, Type, Description string
 	Numeric, Optional       bool
+	Text                    bool // free text: a text area
 	Min, Max                *float64
 	Step                    string
 	Choices                 []string // datalist: the definition's choices or the champion's one-hot levels
@@ -81,6 +88,7 @@ type consolePage struct {
 	Active     string
 	Inputs     []consoleInput
 	Target     string
+	Classes    []string // a classifier's classes: the answer and the correction offer them
 	Champion   *registry.Promotion
 	Status     *DatasetStatus
 	Runs       []registry.Run
@@ -178,7 +186,7 @@ func (s *Server) consoleDataset(r *http.Request, p *consolePage) (*dataset.Defin
 	if !ok {
 		return nil, s.unknownDataset(r.PathValue("dataset"))
 	}
-	p.Dataset, p.Target = d.Name, d.Target.Name
+	p.Dataset, p.Target, p.Classes = d.Name, d.Target.Name, d.Classes()
 	if cur := s.models.Current(d.Name); cur != nil {
 		prom := cur.Promotion
 		p.Champion = &prom
@@ -200,7 +208,7 @@ func (s *Server) consolePredict(r *http.Request, p *consolePage) (string, error)
 	levels, examples := s.championLevels(r, p.Champion)
 	for _, c := range d.Kept() {
 		in := consoleInput{Name: c.Name, Type: c.Type, Description: c.Description, Numeric: dataset.IsNumeric(c),
-			Optional: c.Optional, Min: c.Min, Max: c.Max, Choices: c.Choices, Example: examples[c.Name]}
+			Text: c.Type == dataset.TypeText, Optional: c.Optional, Min: c.Min, Max: c.Max, Choices: c.Choices, Example: examples[c.Name]}
 		if in.Numeric {
 			in.Step = "any"
 			switch c.Type {
@@ -290,6 +298,8 @@ func exampleOf(c dataset.Column, in consoleInput, typical string) (example, rule
 			return fnum(in.Min), rule
 		}
 		return "", rule
+	case c.Type == dataset.TypeText:
+		return "", fmt.Sprintf("text of at most %d bytes", c.MaxLength)
 	default:
 		switch {
 		case len(c.Choices) > 0:
@@ -343,7 +353,7 @@ func (s *Server) consolePipeline(r *http.Request, p *consolePage) (string, error
 		p.Decisions[st.RunID] = st
 	}
 	slices.SortFunc(p.Promotions, func(a, b registry.Promotion) int { return cmp.Compare(b.Sequence, a.Sequence) })
-	p.Chart = newRMSEChart(p.Runs)
+	p.Chart = newRMSEChart(p.Runs, d.Promotion.PrimaryMetric)
 	for _, in := range st.Uploads { // newest first
 		if len(p.Rejections) == previewIngests {
 			break
@@ -424,15 +434,65 @@ func (s *Server) handleQuarantine() http.Handler {
 	})
 }
 
-// rmseChart is a small inline SVG of each spec's validation RMSE over
-// dataset versions, drawn on the server so the page needs no chart library.
+// rmseChart is a small inline SVG of each spec's validation score (the
+// dataset's primary metric: RMSE, accuracy, F1...) over dataset versions,
+// drawn on the server so the page needs no chart library.
 type rmseChart struct {
+	Metric         string // its label, e.g. "RMSE" or "accuracy"
 	Width, Height  int
 	Series         []chartSeries
 	MinY, MaxY     string
 	MinX, MaxX     int
 	Left, Bottom   int
 	Right, TopEdge int
+}
+
+// metricLabel names a metric as the console shows it.
+func metricLabel(name string) string {
+	switch name {
+	case "rmse":
+		return "RMSE"
+	case "mae":
+		return "MAE"
+	case "r2":
+		return "R²"
+	case "f1_macro":
+		return "macro F1"
+	case "log_loss":
+		return "log loss"
+	case "roc_auc":
+		return "ROC AUC"
+	}
+	return name
+}
+
+// metricValue is a run's score by metric name; NaN when it has none.
+func metricValue(m registry.Metrics, name string) float64 {
+	switch name {
+	case "rmse":
+		return m.RMSE
+	case "mae":
+		return m.MAE
+	case "r2":
+		return m.R2
+	}
+	c := m.Classification
+	if c == nil {
+		return math.NaN()
+	}
+	switch name {
+	case "accuracy":
+		return c.Accuracy
+	case "f1_macro":
+		return c.F1Macro
+	case "log_loss":
+		return c.LogLoss
+	case "roc_auc":
+		if c.ROCAUC != nil {
+			return *c.ROCAUC
+		}
+	}
+	return math.NaN()
 }
 
 type chartSeries struct {
@@ -447,29 +507,36 @@ type chartDot struct {
 	Title string
 }
 
-func newRMSEChart(runs []registry.Run) *rmseChart {
+func newRMSEChart(runs []registry.Run, metric string) *rmseChart {
 	if len(runs) == 0 {
 		return nil
 	}
-	c := &rmseChart{Width: 480, Height: 200, Left: 70, Bottom: 170, Right: 470, TopEdge: 10}
+	label := metricLabel(metric)
+	c := &rmseChart{Metric: label, Width: 480, Height: 200, Left: 70, Bottom: 170, Right: 470, TopEdge: 10}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	minV, maxV := math.MaxInt, math.MinInt
 	bySpec := map[string][]registry.Run{}
 	for _, r := range runs {
-		if math.IsNaN(r.Metrics.RMSE) || math.IsInf(r.Metrics.RMSE, 0) {
+		v := metricValue(r.Metrics, metric)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
-		lo, hi = min(lo, r.Metrics.RMSE), max(hi, r.Metrics.RMSE)
+		lo, hi = min(lo, v), max(hi, v)
 		minV, maxV = min(minV, r.Version), max(maxV, r.Version)
 		bySpec[r.Spec] = append(bySpec[r.Spec], r)
 	}
 	if len(bySpec) == 0 {
 		return nil
 	}
-	if hi == lo {
-		hi, lo = hi+1, max(0, lo-1)
+	// Scores in [0, 1] (accuracy, F1, AUC) keep their decimals.
+	digits, pad := 0, 1.0
+	if lo >= 0 && hi <= 1 {
+		digits, pad = 3, 0.05
 	}
-	c.MinY, c.MaxY = strconv.FormatFloat(lo, 'f', 0, 64), strconv.FormatFloat(hi, 'f', 0, 64)
+	if hi == lo {
+		hi, lo = hi+pad, max(0, lo-pad)
+	}
+	c.MinY, c.MaxY = strconv.FormatFloat(lo, 'f', digits, 64), strconv.FormatFloat(hi, 'f', digits, 64)
 	c.MinX, c.MaxX = minV, maxV
 	x := func(v int) float64 {
 		if maxV == minV {
@@ -492,9 +559,14 @@ func newRMSEChart(runs []registry.Run) *rmseChart {
 		se := chartSeries{Spec: spec, Color: colors[i%len(colors)]}
 		var pts bytes.Buffer
 		for _, r := range rs {
-			px, py := x(r.Version), y(r.Metrics.RMSE)
+			v := metricValue(r.Metrics, metric)
+			px, py := x(r.Version), y(v)
 			fmt.Fprintf(&pts, "%.1f,%.1f ", px, py)
-			se.Dots = append(se.Dots, chartDot{X: px, Y: py, Title: fmt.Sprintf("%s v%d: RMSE %.2f", spec, r.Version, r.Metrics.RMSE)})
+			title := fmt.Sprintf("%s v%d: %s %.2f", spec, r.Version, label, v)
+			if digits > 0 {
+				title = fmt.Sprintf("%s v%d: %s %.4f", spec, r.Version, label, v)
+			}
+			se.Dots = append(se.Dots, chartDot{X: px, Y: py, Title: title})
 		}
 		se.Points = pts.String()
 		c.Series = append(c.Series, se)

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,9 +35,45 @@ func (s *Server) dataset(w http.ResponseWriter, r *http.Request) (*dataset.Defin
 }
 
 type correctionRequest struct {
-	Instance     map[string]any `json:"instance"`
-	Label        any            `json:"label"`
-	PredictionID string         `json:"prediction_id,omitempty"`
+	Instance     correctionInstance `json:"instance"`
+	Label        any                `json:"label"`
+	PredictionID string             `json:"prediction_id,omitempty"`
+}
+
+// correctionInstance is a correction's instance (nil values: none sent),
+// with the keys whose strings encoding/json had to repair (invalid UTF-8
+// or an unpaired surrogate, made U+FFFD): a text column refuses them, as
+// the predict decoder does.
+type correctionInstance struct {
+	values   map[string]any
+	repaired []string
+}
+
+func (c *correctionInstance) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&c.values); err != nil {
+		return err
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	for k, v := range raw {
+		if len(v) == 0 || v[0] != '"' {
+			continue
+		}
+		var s jsonScanner
+		s.reset(v)
+		tok, plain, err := s.str()
+		if err != nil || plain {
+			continue
+		}
+		if _, valid := appendUnquoted(nil, tok); !valid {
+			c.repaired = append(c.repaired, k)
+		}
+	}
+	return nil
 }
 
 // handleCorrection stores a correction durably, then announces it. The
@@ -60,23 +98,32 @@ func (s *Server) correct(w http.ResponseWriter, r *http.Request, d *dataset.Defi
 		status, _ := toStatus(err)
 		return status, err
 	}
-	if err := checkInstance(d, req.Instance); err != nil {
+	if err := checkInstance(d, req.Instance.values); err != nil {
 		return http.StatusBadRequest, err
+	}
+	for _, name := range req.Instance.repaired {
+		if c, ok := d.Lookup(name); ok && c.Type == dataset.TypeText {
+			return http.StatusBadRequest, badRequest(name, "instance.%s: not valid UTF-8 (an invalid byte, or an unpaired \\uD800-\\uDFFF escape)", name)
+		}
 	}
 	fields, err := s.correctionFields(d.Name, req)
 	if err != nil {
 		status, _ := toStatus(err)
 		return status, err
 	}
+	want := "a number"
+	if classes := d.Classes(); len(classes) > 0 {
+		want = "one of " + strings.Join(classes, ", ")
+	}
 	if req.Label == nil {
-		return http.StatusBadRequest, badRequest("label", "label: required (the right %s)", d.Target.Name)
+		return http.StatusBadRequest, badRequest("label", "label: required (the right %s: %s)", d.Target.Name, want)
 	}
 	if b, ok := req.Label.(bool); ok {
-		return http.StatusBadRequest, badRequest("label", "label: %t is a boolean; want a number (the right %s)", b, d.Target.Name)
+		return http.StatusBadRequest, badRequest("label", "label: %t is a boolean; want %s (the right %s)", b, want, d.Target.Name)
 	}
 	labels, err := instanceValues(map[string]any{d.Target.Name: req.Label})
 	if err != nil {
-		return http.StatusBadRequest, badRequest("label", "label: want a number (the right %s)", d.Target.Name)
+		return http.StatusBadRequest, badRequest("label", "label: want %s (the right %s)", want, d.Target.Name)
 	}
 	if _, err := d.RowFromFields(fields, labels[d.Target.Name]); err != nil {
 		var fe *dataset.FieldError
@@ -108,7 +155,7 @@ func (s *Server) correct(w http.ResponseWriter, r *http.Request, d *dataset.Defi
 // boolean for a column that is not a bool.
 func checkInstance(d *dataset.Definition, inst map[string]any) error {
 	if _, ok := inst[d.Target.Name]; ok {
-		return badRequest("instance."+d.Target.Name, "instance.%s: the target goes in \"label\", not in the instance: {\"instance\":{...},\"label\":N}", d.Target.Name)
+		return badRequest("instance."+d.Target.Name, "instance.%s: the target goes in \"label\", not in the instance: {\"instance\":{...},\"label\":...}", d.Target.Name)
 	}
 	if err := checkBooleans(d, inst); err != nil {
 		var fe *dataset.FieldError

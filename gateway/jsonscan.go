@@ -1,8 +1,8 @@
 package gateway
 
 import (
-	"encoding/json"
 	"fmt"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -132,19 +132,88 @@ func (s *jsonScanner) str() (raw []byte, plain bool, err error) {
 }
 
 // decodeString returns the text of a string token whose content is raw.
-// Escapes and invalid UTF-8 are rare in instances, so encoding/json decodes
-// them, with its replacement of invalid bytes by U+FFFD.
 func decodeString(raw []byte, plain bool) (string, error) {
 	if plain {
 		return string(raw), nil
 	}
-	quoted := make([]byte, 0, len(raw)+2)
-	quoted = append(append(append(quoted, '"'), raw...), '"')
-	var out string
-	if err := json.Unmarshal(quoted, &out); err != nil {
-		return "", fmt.Errorf("decode string: %w", err)
+	out, _ := appendUnquoted(make([]byte, 0, len(raw)), raw)
+	return string(out), nil
+}
+
+// appendUnquoted appends the text of a string token whose content is raw
+// (already checked by str) as encoding/json decodes it: escapes resolved,
+// surrogate pairs joined, and each invalid UTF-8 byte or unpaired
+// surrogate replaced by U+FFFD. valid reports that nothing was replaced:
+// a text column refuses what is not Unicode rather than store a guess.
+func appendUnquoted(dst, raw []byte) (out []byte, valid bool) {
+	valid = true
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == '\\':
+			e := raw[i+1]
+			i += 2
+			switch e {
+			case 'b':
+				dst = append(dst, '\b')
+			case 'f':
+				dst = append(dst, '\f')
+			case 'n':
+				dst = append(dst, '\n')
+			case 'r':
+				dst = append(dst, '\r')
+			case 't':
+				dst = append(dst, '\t')
+			case 'u':
+				r := hex4(raw[i:])
+				i += 4
+				if utf16.IsSurrogate(r) {
+					// A pair is two escapes; anything else leaves this half alone.
+					if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+						if d := utf16.DecodeRune(r, hex4(raw[i+2:])); d != utf8.RuneError {
+							dst = utf8.AppendRune(dst, d)
+							i += 6
+							break
+						}
+					}
+					r, valid = utf8.RuneError, false
+				}
+				dst = utf8.AppendRune(dst, r)
+			default: // " \\ /
+				dst = append(dst, e)
+			}
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, n := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && n == 1 {
+				valid = false
+				dst = utf8.AppendRune(dst, utf8.RuneError)
+			} else {
+				dst = append(dst, raw[i:i+n]...)
+			}
+			i += n
+		}
 	}
-	return out, nil
+	return dst, valid
+}
+
+// hex4 reads four hexadecimal digits (str checked them).
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c <= 'F':
+			c -= 'A' - 10
+		default:
+			c -= 'a' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 func isHex(c byte) bool {
@@ -331,4 +400,56 @@ func (s *jsonScanner) objectKey() ([]byte, error) {
 		return nil, err
 	}
 	return []byte(k), nil
+}
+
+// appendJSONString appends s as encoding/json's Marshal writes a string:
+// quoted, with <, > and & escaped (an answer may end up inside HTML),
+// U+2028 and U+2029 escaped for JavaScript, and each invalid UTF-8 byte
+// written as \ufffd.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += n
+			continue
+		}
+		i += n
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -20,6 +20,16 @@ type predictResponse struct {
 	Model         serve.Info `json:"model"`
 }
 
+// classifyResponse is a classifier's answer: the class of each instance
+// and each class's probability.
+type classifyResponse struct {
+	Predictions   []string             `json:"predictions"`
+	Probabilities []map[string]float64 `json:"probabilities"`
+	// PredictionIDs name each prediction, for a correction (predictions.go).
+	PredictionIDs []string   `json:"prediction_ids"`
+	Model         serve.Info `json:"model"`
+}
+
 // predictTarget is what the predict path needs per dataset, resolved once:
 // the instance schema and the metric children (WithLabelValues hashes its
 // labels on every call).
@@ -27,12 +37,36 @@ type predictTarget struct {
 	schema  *instanceSchema
 	ok      prometheus.Counter
 	latency prometheus.Observer
+	// Instances answered: per class of a classifier, else one counter.
+	byClass []prometheus.Counter
+	values  prometheus.Counter
 }
 
+// predictionValue labels the instances a regression model answered.
+const predictionValue = "value"
+
 func (s *Server) newPredictTarget(d *dataset.Definition) *predictTarget {
-	return &predictTarget{schema: newInstanceSchema(d),
+	t := &predictTarget{schema: newInstanceSchema(d),
 		ok:      s.metrics.predictions.WithLabelValues(d.Name, statusClass(http.StatusOK)),
 		latency: s.metrics.latency.WithLabelValues(d.Name)}
+	for _, c := range t.schema.classes {
+		t.byClass = append(t.byClass, s.metrics.instances.WithLabelValues(d.Name, c))
+	}
+	if len(t.byClass) == 0 {
+		t.values = s.metrics.instances.WithLabelValues(d.Name, predictionValue)
+	}
+	return t
+}
+
+// count adds the answered instances to refit_predictions_total.
+func (t *predictTarget) count(serving *serve.Serving, preds []float64) {
+	if serving.Classifier == nil || len(t.byClass) == 0 {
+		t.values.Add(float64(len(preds)))
+		return
+	}
+	for _, k := range preds {
+		t.byClass[int(k)].Inc()
+	}
 }
 
 // predictTarget returns the dataset's target, made on the spot for a
@@ -98,15 +132,25 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, t *predictTarget
 	if err := p.decode(t.schema, s.cfg.MaxInstances); err != nil {
 		return err
 	}
-	text, stored, err := p.rows(serving.Required(t.schema.def), serving.Predictor)
+	text, stored, err := p.rows(serving.Required(t.schema.def), serving)
 	if err != nil {
 		return err
 	}
 	if err := checkFinite(p.preds); err != nil {
 		return err
 	}
+	if serving.Classifier != nil {
+		if err := checkClasses(p.preds, p.probs, len(t.schema.classes)); err != nil {
+			return err
+		}
+	}
 	p.ids = s.preds.add(t.schema, text, stored, p.ends, p.preds, p.ids[:0])
-	p.out = appendPredictResponse(p.out[:0], p.preds, p.ids, serving.InfoJSON())
+	if serving.Classifier != nil {
+		p.out = appendClassifyResponse(p.out[:0], t.schema, p.preds, p.probs, p.ids, serving.InfoJSON())
+	} else {
+		p.out = appendPredictResponse(p.out[:0], p.preds, p.ids, serving.InfoJSON())
+	}
+	t.count(serving, p.preds)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(p.out)
@@ -122,6 +166,60 @@ func checkFinite(preds []float64) error {
 		}
 	}
 	return nil
+}
+
+// checkClasses refuses a classifier's answer that names no class of the
+// dataset, or a probability JSON cannot carry.
+func checkClasses(preds, probs []float64, classes int) error {
+	for i, k := range preds {
+		if k < 0 || int(k) >= classes {
+			return errorf(http.StatusInternalServerError, "instance %d: the model predicted class %v of %d", i, k, classes)
+		}
+	}
+	if err := checkFinite(probs); err != nil {
+		return errorf(http.StatusInternalServerError, "a probability the model gave is not a number")
+	}
+	return nil
+}
+
+// appendClassifyResponse writes what encoding/json writes for a
+// classifyResponse, byte for byte: sch's classes as JSON strings, each
+// instance's probabilities in their sorted order (a map's).
+func appendClassifyResponse(b []byte, sch *instanceSchema, preds, probs []float64, ids []predictionID, model []byte) []byte {
+	classes := sch.classJSON
+	b = append(b, `{"predictions":[`...)
+	for i, k := range preds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, classes[int(k)]...)
+	}
+	b = append(b, `],"probabilities":[`...)
+	n := len(classes)
+	for i := range preds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		for j, c := range sch.classOrder {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(b, classes[c]...), ':')
+			b = appendJSONFloat(b, probs[i*n+c])
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `],"prediction_ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(id.appendText(append(b, '"')), '"')
+	}
+	b = append(b, `],"model":`...)
+	b = append(b, model...)
+	return append(b, "}\n"...)
 }
 
 // appendPredictResponse writes what encoding/json wrote for a

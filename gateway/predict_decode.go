@@ -6,11 +6,12 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/refit-ml/refit/internal/dataset"
-	"github.com/refit-ml/refit/internal/model"
+	"github.com/refit-ml/refit/workers/serve"
 )
 
 // instanceSchema is what decoding an instance needs from a definition,
@@ -22,6 +23,11 @@ type instanceSchema struct {
 	cols  []dataset.Column
 	index map[string]int // name -> position in cols
 	kept  []int          // position in cols of each kept column, in Kept order
+	// classes of a classification dataset, each as a JSON string, and
+	// their indices in the order encoding/json writes a map's keys.
+	classes    []string
+	classJSON  [][]byte
+	classOrder []int
 }
 
 func newInstanceSchema(d *dataset.Definition) *instanceSchema {
@@ -33,6 +39,14 @@ func newInstanceSchema(d *dataset.Definition) *instanceSchema {
 	for _, c := range d.Kept() {
 		s.kept = append(s.kept, s.index[c.Name])
 	}
+	s.classes = d.Classes()
+	for _, c := range s.classes {
+		s.classJSON = append(s.classJSON, appendJSONString(nil, c))
+	}
+	for i := range s.classes {
+		s.classOrder = append(s.classOrder, i)
+	}
+	slices.SortFunc(s.classOrder, func(a, b int) int { return strings.Compare(s.classes[a], s.classes[b]) })
 	return s
 }
 
@@ -42,6 +56,7 @@ const (
 	slotValue  // text[start:end] holds the value as a CSV would
 	slotBadType
 	slotBadBool // true or false for a column that is not a bool
+	slotBadText // a text column's string that is not Unicode
 )
 
 type slot struct {
@@ -74,7 +89,8 @@ type predictDecoder struct {
 	instAt  int
 
 	fields []dataset.Field // one row's fields, reused per instance
-	preds  []float64
+	preds  []float64       // per instance: the value, or the class index
+	probs  []float64       // per instance and class, for a classifier
 	ends   []int
 	ids    []predictionID
 	out    []byte // the response
@@ -295,11 +311,13 @@ func (p *predictDecoder) instance() error {
 			if plain {
 				p.text = append(p.text, raw...)
 			} else {
-				v, err := decodeString(raw, plain)
-				if err != nil {
-					return err
+				var valid bool
+				p.text, valid = appendUnquoted(p.text, raw)
+				// Other strings keep encoding/json's U+FFFD: a category
+				// or an ID is checked by its own rules.
+				if !valid && known && p.sch.cols[col].Type == dataset.TypeText {
+					state = slotBadText
 				}
-				p.text = append(p.text, v...)
 			}
 		case c == 't':
 			if err := s.literal("true"); err != nil {
@@ -394,6 +412,11 @@ func (p *predictDecoder) checkKeys(slots []slot, unknown, badUnknown []byte) {
 			_, err = dataset.JSONBool(p.sch.cols[i], p.text[sl.start] == '1')
 			break
 		}
+		if sl.state == slotBadText {
+			name := p.sch.cols[i].Name
+			err = badRequest(name, "field %q: not valid UTF-8 (an invalid byte, or an unpaired \\uD800-\\uDFFF escape)", name)
+			break
+		}
 	}
 	switch {
 	case err != nil:
@@ -413,12 +436,15 @@ func (p *predictDecoder) checkKeys(slots []slot, unknown, badUnknown []byte) {
 // every instance's values for the prediction store, as offsets into text,
 // instance i's ending at p.ends[i]: one string and one slice per request,
 // shared by all instances, as the store keeps them.
-func (p *predictDecoder) rows(required []bool, m *model.Predictor) (text string, stored []storedField, err error) {
+//
+// A classifier (m.Classifier set) predicts the class index into p.preds and
+// each class's probability into p.probs, len(classes) per instance.
+func (p *predictDecoder) rows(required []bool, m *serve.Serving) (text string, stored []storedField, err error) {
 	if len(p.text) > math.MaxInt32 {
 		return "", nil, errorf(http.StatusRequestEntityTooLarge, "instances: more than %d bytes of values", math.MaxInt32)
 	}
 	text = string(p.text)
-	p.preds, p.ends = p.preds[:0], p.ends[:0]
+	p.preds, p.probs, p.ends = p.preds[:0], p.probs[:0], p.ends[:0]
 	present := 0
 	for _, sl := range p.slots {
 		if sl.state != slotAbsent {
@@ -430,7 +456,14 @@ func (p *predictDecoder) rows(required []bool, m *model.Predictor) (text string,
 		if err := p.row(i, text, required); err != nil {
 			return "", nil, err
 		}
-		p.preds = append(p.preds, m.Predict(dataset.Row{Fields: p.fields}))
+		row := dataset.Row{Fields: p.fields}
+		if c := m.Classifier; c != nil {
+			at := len(p.probs)
+			p.probs = append(p.probs, make([]float64, len(p.sch.classes))...)
+			p.preds = append(p.preds, float64(c.PredictClass(row, p.probs[at:])))
+		} else {
+			p.preds = append(p.preds, m.Predictor.Predict(row))
+		}
 		stored = p.appendValues(stored, i)
 		p.ends = append(p.ends, len(stored))
 	}

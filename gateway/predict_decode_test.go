@@ -34,7 +34,8 @@ const decodeTestDefinition = `{
     {"name": "b", "type": "bool"},
     {"name": "s", "type": "string", "max_length": 8},
     {"name": "c", "type": "string", "choices": ["a", "b", "é"], "optional": true},
-    {"name": "z", "type": "string", "pattern": "^[A-Z]{2}$"}
+    {"name": "z", "type": "string", "pattern": "^[A-Z]{2}$"},
+    {"name": "t", "type": "text", "max_length": 16, "optional": true}
   ],
   "models": [{"name": "mm", "kind": "linear", "features": [
     {"column": "x", "transform": "numeric"}, {"column": "n", "transform": "numeric"},
@@ -115,10 +116,21 @@ func decodeReference(d *dataset.Definition, needed []string, body []byte) decode
 	if len(req.Instances) > decodeTestMaxInstances {
 		return fail(badRequest("instances", "instances: at most %d per request, got %d", decodeTestMaxInstances, len(req.Instances)))
 	}
+	var raw struct {
+		Instances []map[string]json.RawMessage `json:"instances"`
+	}
+	_ = json.Unmarshal(body, &raw) // decoded above: only the strings' tokens are wanted
 	out := decoded{status: http.StatusOK}
 	for i, inst := range req.Instances {
 		row := dataset.Row{Fields: make([]dataset.Field, len(d.Kept()))}
-		if err := referenceInstanceRow(d, inst, needed, &row); err != nil {
+		var err error
+		if i < len(raw.Instances) {
+			err = referenceText(d, inst, raw.Instances[i])
+		}
+		if err == nil {
+			err = referenceInstanceRow(d, inst, needed, &row)
+		}
+		if err != nil {
 			status, b := toStatus(err)
 			b.Error = "instance " + strconv.Itoa(i) + ": " + b.Error
 			return decoded{status: status, body: b}
@@ -128,6 +140,24 @@ func decodeReference(d *dataset.Definition, needed []string, body []byte) decode
 		out.values = append(out.values, values)
 	}
 	return out
+}
+
+// referenceText refuses a text column's string that encoding/json had to
+// repair (U+FFFD it did not read in the document): the rule the decoder
+// adds for text.
+func referenceText(d *dataset.Definition, inst map[string]any, raw map[string]json.RawMessage) error {
+	for name, v := range inst {
+		c, ok := d.Lookup(name)
+		s, isString := v.(string)
+		tok := raw[name]
+		if !ok || c.Type != dataset.TypeText || !isString || len(tok) < 2 {
+			continue
+		}
+		if strings.Count(s, "\uFFFD") != replacementsWanted(string(tok[1:len(tok)-1])) {
+			return badRequest(name, "field %q: not valid UTF-8", name)
+		}
+	}
+	return nil
 }
 
 // referenceInstanceRow is the gateway's instanceRow before predictDecoder.
@@ -252,6 +282,13 @@ var predictDecodeSeeds = []string{
 	`{"instances":[{"x":true,"n":1,"b":0,"s":"x"}]}`,
 	`{"instances":[{"x":1,"n":1,"b":0,"s":false,"pool":true}]}`,
 	`{"instances":[{"x":1,"n":1,"b":0,"s":"x","pool":true}]}`,
+	`{"instances":[{"x":1,"n":1,"b":0,"s":"x","t":"<script>\"q\"\n</script>"}]}`,
+	`{"instances":[{"x":1,"n":1,"b":0,"s":"x","t":"\ud83d\ude00 ok"}]}`,
+	`{"instances":[{"x":1,"n":1,"b":0,"s":"x","t":"\ud83d alone"}]}`,
+	"{\"instances\":[{\"x\":1,\"n\":1,\"b\":0,\"s\":\"x\",\"t\":\"bad \xff\"}]}",
+	`{"instances":[{"x":1,"n":1,"b":0,"s":"x","t":"seventeen bytes.."}]}`,
+	`{"instances":[{"x":1,"n":1,"b":0,"s":"x","t":"\ufffd kept"}]}`,
+	`{"instances":[{"x":1,"n":1,"b":0,"s":"x","t":12}]}`,
 }
 
 func FuzzPredictDecode(f *testing.F) {
@@ -342,6 +379,11 @@ func TestPredictDecodeErrors(t *testing.T) {
 		{"not a boolean", `{"instances":[{` + ok + `,"b":"maybe"}]}`, 400, "b", "not a boolean"},
 		{"not a choice", `{"instances":[{` + ok + `,"c":"d"}]}`, 400, "c", "not one of the allowed values"},
 		{"pattern", `{"instances":[{` + ok + `,"z":"wa"}]}`, 400, "z", "does not match"},
+		{"text: invalid UTF-8", "{\"instances\":[{" + ok + ",\"t\":\"bad \xff\"}]}", 400, "t", `instance 0: field "t": not valid UTF-8`},
+		{"text: an unpaired surrogate", `{"instances":[{` + ok + `,"t":"\ud83d alone"}]}`, 400, "t", `instance 0: field "t": not valid UTF-8`},
+		{"text: a low surrogate first", `{"instances":[{` + ok + `},{` + ok + `,"t":"\ude00\ud83d"}]}`, 400, "t", `instance 1: field "t": not valid UTF-8`},
+		{"text: over max_length", `{"instances":[{` + ok + `,"t":"seventeen bytes.."}]}`, 400, "t", "instance 0: t: text of 17 bytes is longer than max_length 16"},
+		{"text: over max_length in bytes", `{"instances":[{` + ok + `,"t":"ééééééééé"}]}`, 400, "t", "text of 18 bytes"},
 		{"first bad instance wins", `{"instances":[{` + ok + `},{"x":500},{"pool":1}]}`, 400, "x", "instance 1: x: 500 is out of range"},
 	}
 	for _, tt := range tests {
@@ -360,24 +402,28 @@ func TestPredictDecodeValues(t *testing.T) {
 	tests := []struct {
 		name   string
 		body   string
-		rows   [][]dataset.Field // x, n, opt, b, s, c, z
+		rows   [][]dataset.Field // x, n, opt, b, s, c, z, t
 		values []map[string]string
 	}{
 		{"every kind",
 			`{"instances":[{"x":-1.5e1,"n":"3","opt":null,"b":true,"s":" hi ","c":"é","z":"WA","when":"today","y":"anything"}]}`,
-			[][]dataset.Field{{{Num: -15}, {Num: 3}, {Num: nan}, {Num: 1}, {Str: "hi"}, {Str: "é"}, {Str: "WA"}}},
+			[][]dataset.Field{{{Num: -15}, {Num: 3}, {Num: nan}, {Num: 1}, {Str: "hi"}, {Str: "é"}, {Str: "WA"}, {}}},
 			[]map[string]string{{"x": "-1.5e1", "n": "3", "opt": "", "b": "1", "s": " hi ", "c": "é", "z": "WA", "when": "today", "y": "anything"}}},
 		{"absent optional and unread columns stay zero",
 			`{"instances":[{"x":0,"n":0,"b":"no","s":"a"}]}`,
-			[][]dataset.Field{{{}, {}, {}, {}, {Str: "a"}, {}, {}}},
+			[][]dataset.Field{{{}, {}, {}, {}, {Str: "a"}, {}, {}, {}}},
 			[]map[string]string{{"x": "0", "n": "0", "b": "no", "s": "a"}}},
 		{"escapes, a later key wins, case-folded top-level key",
 			`{"Instances":[{"x":{"no":1},"x":"\u0032","n":1,"b":false,"s":"\ud83d\ude00\n"}]}`,
-			[][]dataset.Field{{{Num: 2}, {Num: 1}, {}, {}, {Str: "😀"}, {}, {}}},
+			[][]dataset.Field{{{Num: 2}, {Num: 1}, {}, {}, {Str: "😀"}, {}, {}, {}}},
 			[]map[string]string{{"x": "2", "n": "1", "b": "0", "s": "😀\n"}}},
+		{"hostile text arrives whole",
+			`{"instances":[{"x":1,"n":1,"b":0,"s":"x","t":"<b>\"q\",\n\ud83d\ude00"}]}`,
+			[][]dataset.Field{{{Num: 1}, {Num: 1}, {}, {}, {Str: "x"}, {}, {}, {Str: "<b>\"q\",\n😀"}}},
+			[]map[string]string{{"x": "1", "n": "1", "b": "0", "s": "x", "t": "<b>\"q\",\n😀"}}},
 		{"invalid UTF-8 becomes U+FFFD",
 			"{\"instances\":[{\"x\":1,\"n\":1,\"b\":0,\"s\":\"a\xffb\"}]}",
-			[][]dataset.Field{{{Num: 1}, {Num: 1}, {}, {}, {Str: "a\uFFFDb"}, {}, {}}},
+			[][]dataset.Field{{{Num: 1}, {Num: 1}, {}, {}, {Str: "a\uFFFDb"}, {}, {}, {}}},
 			[]map[string]string{{"x": "1", "n": "1", "b": "0", "s": "a\uFFFDb"}}},
 	}
 	for _, tt := range tests {

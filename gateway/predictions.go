@@ -167,9 +167,9 @@ func (ps *predictionStore) removeOldest() {
 // a correction survives reaching another replica) but they must agree.
 func (s *Server) correctionFields(ds string, req correctionRequest) (map[string]string, error) {
 	var sent map[string]string
-	if req.Instance != nil {
+	if req.Instance.values != nil {
 		var err error
-		if sent, err = instanceValues(req.Instance); err != nil {
+		if sent, err = instanceValues(req.Instance.values); err != nil {
 			return nil, err
 		}
 	}

@@ -291,6 +291,7 @@ func (s *Server) unknownDataset(name string) error {
 
 type serverMetrics struct {
 	predictions    *prometheus.CounterVec
+	instances      *prometheus.CounterVec
 	latency        *prometheus.HistogramVec
 	lastPrediction prometheus.Gauge
 	corrections    *prometheus.CounterVec
@@ -303,6 +304,10 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 		predictions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "prediction_requests_total", Help: "Prediction requests, by dataset and status class.",
 		}, []string{"dataset", "status"}),
+		instances: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refit_predictions_total",
+			Help: `Instances answered, by dataset and predicted class ("value" for a regression model).`,
+		}, []string{"dataset", "prediction"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "prediction_latency_seconds", Help: "Prediction request latency.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
@@ -320,6 +325,6 @@ func newServerMetrics(reg prometheus.Registerer) *serverMetrics {
 			Name: "refit_event_stream_clients", Help: "Clients connected to GET /v1/events.",
 		}),
 	}
-	reg.MustRegister(m.predictions, m.latency, m.lastPrediction, m.corrections, m.uploads, m.streamClients)
+	reg.MustRegister(m.predictions, m.instances, m.latency, m.lastPrediction, m.corrections, m.uploads, m.streamClients)
 	return m
 }

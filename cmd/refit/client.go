@@ -91,7 +91,8 @@ const genHelp = `refit gen writes a generated CSV with a known ground truth.
 
 Example:
   refit gen housing --rows 5000 --seed 7 > houses.csv
-  refit gen housing --rows 1000 --bad-fraction 0.05 --out var/bucket/incoming/housing/bad.csv`
+  refit gen housing --rows 1000 --bad-fraction 0.05 --out var/bucket/incoming/housing/bad.csv
+  refit gen reviews --rows 10000 --seed 3 --label-noise 0.05 > reviews.csv`
 
 func genCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("gen", genHelp, stderr)
@@ -99,6 +100,7 @@ func genCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	seed := fs.Int64("seed", 1, "random seed (same seed, same file)")
 	bad := fs.Float64("bad-fraction", 0, "share of rows with a malformed value")
 	zero := fs.Float64("zero-price-fraction", 0, "share of rows with price 0")
+	noise := fs.Float64("label-noise", 0, "reviews: share of rows whose label is flipped (0..0.5)")
 	out := fs.String("out", "", "file to write (default stdout); written to a temp name, then renamed")
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -107,14 +109,21 @@ func genCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || pos[0] != "housing" {
+	gens := map[string]interface{ Write(io.Writer, int) error }{
+		"housing": synth.Housing{Seed: *seed, BadRowFraction: *bad, ZeroPriceFraction: *zero},
+		"reviews": synth.Reviews{Seed: *seed, LabelNoise: *noise},
+	}
+	h, ok := gens[""]
+	if len(pos) == 1 {
+		h, ok = gens[pos[0]]
+	}
+	if !ok {
 		fs.Usage()
-		return &usageError{"gen: the one generator is 'housing'"}
+		return &usageError{"gen: the generators are 'housing' and 'reviews'"}
 	}
 	if *rows < 0 {
 		return &usageError{"--rows must not be negative"}
 	}
-	h := synth.Housing{Seed: *seed, BadRowFraction: *bad, ZeroPriceFraction: *zero}
 	if *out == "" {
 		return h.Write(stdout, *rows)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/refit-ml/refit/internal/synth"
 	"github.com/refit-ml/refit/internal/testenv"
 )
 
@@ -280,4 +281,66 @@ func TestConsoleAsksForTheAdminToken(t *testing.T) {
 	require.NoError(t, chromedp.Run(ctx, chromedp.OuterHTML("html", &html, chromedp.ByQuery)))
 	require.NotContains(t, html, "s3cret-token", "the token is never written into the page")
 	require.Zero(t, dialogs.Load())
+}
+
+// hostileReview is a review a person could paste: markup, quotes, a comma
+// and a line break. It must reach the model and come back as text.
+const hostileReview = "<script>alert(3)</script><img src=x onerror=alert(4)> \"Great\", I said,\nthen I loved it: wonderful acting"
+
+func TestConsoleClassifierInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	ctx, dialogs := browser(t)
+	shots := artifacts(t)
+	p := startProgram(t, t.TempDir())
+
+	var csvBuf bytes.Buffer
+	require.NoError(t, synth.Reviews{Seed: 31}.Write(&csvBuf, 1500))
+	w := csv.NewWriter(&csvBuf)
+	require.NoError(t, w.Write([]string{hostileReview, "positive"}))
+	w.Flush()
+	code, body := p.do("POST", "/v1/datasets/reviews/uploads?name=reviews", "text/csv", csvBuf.Bytes())
+	require.Equal(t, 201, code, string(body))
+	p.eventually("a classifier served", func() bool {
+		var m struct {
+			Ready bool `json:"ready"`
+		}
+		p.getJSON("/v1/models/reviews", &m)
+		return m.Ready
+	})
+
+	// The form has a text area; the hostile review goes in as typed.
+	require.NoError(t, chromedp.Run(ctx, chromedp.Navigate(p.base+"/console/reviews"), chromedp.WaitVisible(`textarea#in-review`),
+		chromedp.SetValue(`#in-review`, hostileReview, chromedp.ByQuery),
+		chromedp.Click(`[data-predict-form] button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-result]`, chromedp.ByQuery)))
+	class := waitText(t, ctx, `[data-r="value"]`, "a class", func(s string) bool { return s == "positive" || s == "negative" })
+	probs := waitText(t, ctx, `[data-probs]`, "each class's probability", func(s string) bool {
+		return strings.Contains(s, "negative: ") && strings.Contains(s, "positive: ")
+	})
+	require.Regexp(t, `^(negative|positive): \d+\.\d%(negative|positive): \d+\.\d%$`, probs)
+	id := waitText(t, ctx, `[data-r="id"]`, "a prediction ID", func(s string) bool { return len(s) == 36 })
+	var options []string
+	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`Array.from(document.querySelectorAll('#correct-label option')).map(o => o.value)`, &options)))
+	require.Equal(t, []string{"negative", "positive"}, options, "correct this offers the classes")
+	screenshot(t, ctx, shots, "5-classify.png")
+
+	// Correct it to the other class, by prediction ID.
+	other := map[string]string{"positive": "negative", "negative": "positive"}[class]
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.SetValue("#correct-label", other, chromedp.ByQuery),
+		chromedp.Click(`[data-correct-form] button[type=submit]`, chromedp.ByQuery)))
+	waitText(t, ctx, `[data-correct-state]`, "the correction accepted", func(s string) bool { return strings.Contains(s, "correction accepted") })
+	waitText(t, ctx, `[data-corrected]`, "the correction counted", func(s string) bool { return s == "1" })
+	t.Logf("corrected prediction %s to %s", id, other)
+
+	// The pipeline page charts accuracy.
+	require.NoError(t, chromedp.Run(ctx, chromedp.Navigate(p.base+"/console/reviews/pipeline"), chromedp.WaitVisible(`[data-runs]`)))
+	waitText(t, ctx, `#chart-title`, "the accuracy chart", func(s string) bool { return strings.HasPrefix(s, "Validation accuracy") })
+	var injected int
+	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`document.querySelectorAll('img[src="x"], main script').length`, &injected)))
+	require.Zero(t, injected, "no element was made from the review")
+	screenshot(t, ctx, shots, "6-pipeline-accuracy.png")
+	require.Zero(t, dialogs.Load(), "no script from the review ran")
 }

@@ -2,7 +2,7 @@
 // tokeniser, word n-grams, and a vectoriser whose feature space is either
 // the hashing trick or a vocabulary learned in training, weighted by
 // TF-IDF (as scikit-learn's TfidfVectorizer(sublinear_tf=True)), counts or
-// presence. The rules are written out in schemas/README-text.md; a
+// presence. The rules are written out in schemas/README.md ("Text features"); a
 // prediction depends on every one of them, so change them only with a new
 // artifact format.
 package text
@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 )
 
-// Tokeniser rules (see schemas/README-text.md).
+// Tokeniser rules (see schemas/README.md ("Text features")).
 const (
 	// MinTokenRunes: shorter tokens are dropped, as scikit-learn's default
 	// token_pattern (?u)\b\w\w+\b drops one-character words ("a", "I").

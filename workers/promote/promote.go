@@ -383,7 +383,9 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, dec registry
 	}
 	w.promotions.WithLabelValues(d.Name).Inc()
 	for _, m := range metricTable() {
-		w.champion.WithLabelValues(d.Name, m.name).Set(m.value(prom.Metrics))
+		if slices.Contains(d.Metrics(), m.name) { // the task's metrics only
+			w.champion.WithLabelValues(d.Name, m.name).Set(m.value(prom.Metrics))
+		}
 	}
 	return w.announce(ctx, *prom, correlation)
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,11 +48,27 @@ type Info struct {
 	Checksum       string    `json:"checksum"`
 }
 
+// Predictor is what serving needs of a compiled model (model.Predictor).
+type Predictor interface {
+	Predict(r dataset.Row) float64
+	Columns() []string
+}
+
+// Classifier is what a classification model answers beside Predict: the
+// class of a row, with each class's probability written into probs
+// (len(Classes())), in the order of Classes.
+type Classifier interface {
+	Classes() []string
+	PredictClass(r dataset.Row, probs []float64) int
+}
+
 // Serving is the model answering predictions for one dataset.
 type Serving struct {
 	Promotion registry.Promotion
-	Predictor *model.Predictor
-	LoadedAt  time.Time
+	Predictor Predictor
+	// Classifier is the same model when it classifies; nil for regression.
+	Classifier Classifier
+	LoadedAt   time.Time
 
 	// Per model rather than per request (see NewServing).
 	need []bool // per kept column: the model reads it and it is not optional
@@ -59,8 +76,13 @@ type Serving struct {
 }
 
 // NewServing resolves once what every prediction with pred needs.
-func NewServing(p registry.Promotion, pred *model.Predictor, d *dataset.Definition) *Serving {
+func NewServing(p registry.Promotion, pred Predictor, d *dataset.Definition) *Serving {
 	s := &Serving{Promotion: p, Predictor: pred, LoadedAt: time.Now().UTC()}
+	// A classifier must answer the dataset's classes, in its order, so a
+	// probability is never reported under another class's name.
+	if c, ok := pred.(Classifier); ok && d.Task == dataset.TaskClassification && slices.Equal(c.Classes(), d.Classes()) {
+		s.Classifier = c
+	}
 	s.need = requiredColumns(d, pred)
 	s.info = s.encodeInfo()
 	return s
@@ -75,7 +97,7 @@ func (s *Serving) Required(d *dataset.Definition) []bool {
 	return requiredColumns(d, s.Predictor)
 }
 
-func requiredColumns(d *dataset.Definition, pred *model.Predictor) []bool {
+func requiredColumns(d *dataset.Definition, pred Predictor) []bool {
 	need := make([]bool, len(d.Kept()))
 	reads := pred.Columns()
 	for i, c := range d.Kept() {
@@ -327,6 +349,10 @@ func (m *Models) install(ctx context.Context, p registry.Promotion) error {
 		return fmt.Errorf("promotion #%d (run %s): %w", p.Sequence, p.RunID, err)
 	}
 	next := NewServing(p, pred, d)
+	if d.Task == dataset.TaskClassification && next.Classifier == nil {
+		return fmt.Errorf("promotion #%d (run %s): the model does not predict %s's classes (%s)",
+			p.Sequence, p.RunID, d.Name, strings.Join(d.Classes(), ", "))
+	}
 	for {
 		cur := slot.Load()
 		if cur != nil && cur.Promotion.Sequence >= p.Sequence {

@@ -229,3 +229,13 @@ func (s *Store) Version(ctx context.Context, def *dataset.Definition, v registry
 	}
 	return acc, nil
 }
+
+// Put stores statistics its caller computed from a rows blob's bytes as
+// they were written (create-only; an existing file is as good).
+func (s *Store) Put(ctx context.Context, def *dataset.Definition, rowsBlob string, st *model.Stats) error {
+	key, err := model.StatsKey(def)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, BlobName(rowsBlob, key), st, "")
+}

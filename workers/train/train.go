@@ -149,6 +149,9 @@ func (w *Worker) train(ctx context.Context, d *dataset.Definition, v registry.Ve
 	if len(todo) == 0 {
 		return errors.Join(errs...)
 	}
+	if d.Task == dataset.TaskClassification {
+		return w.trainKinds(ctx, d, v, todo, errs, correlation)
+	}
 
 	start := time.Now()
 	byStats, byRows := splitByFit(todo, w.fromRows)
@@ -213,6 +216,8 @@ type fitted struct {
 	spec dataset.ModelSpec
 	art  *model.Artifact
 	from string // registry.FitStatistics or FitRows
+	// warmRun is the run a fit started from ("" for a cold start).
+	warmRun string
 }
 
 // record stores a trained model and its run. The run's duration counts from
@@ -249,7 +254,7 @@ func (w *Worker) record(ctx context.Context, d *dataset.Definition, v registry.V
 	elapsed := time.Since(start)
 	run := registry.Run{
 		ID: id, Dataset: d.Name, Spec: spec.Name, SpecHash: spec.Hash(), Version: v.Number, VersionHash: v.Hash,
-		TrainRows: art.TrainRows, FittedFrom: f.from, L2: art.L2, Metrics: workers.RunMetrics(m), Artifact: name, ArtifactURI: blob.URI(w.bucket, name),
+		TrainRows: art.TrainRows, FittedFrom: f.from, L2: art.L2, Metrics: workers.RunMetrics(m), Fit: runFit(f), Artifact: name, ArtifactURI: blob.URI(w.bucket, name),
 		Checksum: checksum, DurationMS: float64(elapsed.Microseconds()) / 1000, CodeVersion: w.version, CreatedAt: w.now(),
 	}
 	err = w.reg.AddRun(ctx, run)

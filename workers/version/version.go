@@ -342,9 +342,10 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	name := fmt.Sprintf("datasets/%s/rows/%s.csv", d.Name, hex.EncodeToString(inputs[:12]))
 	var taken batchRows
 	var contentHash string
+	tee := startStats(ctx, d) // the new blob's statistics, without reading it back
 	_, err = w.bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
 		sum := sha256.New() // the content hash, without reading the blob back
-		bw := bufio.NewWriterSize(io.MultiWriter(out, sum), 256<<10)
+		bw := bufio.NewWriterSize(io.MultiWriter(out, sum, tee), 256<<10)
 		if _, err := bw.Write(d.HeaderRecord()); err != nil {
 			return err
 		}
@@ -360,6 +361,7 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 		contentHash = hex.EncodeToString(sum.Sum(nil))
 		return nil
 	})
+	blobStats := tee.finish(err)
 	if errors.Is(err, blob.ErrExists) {
 		// An earlier attempt wrote the same blob: count without writing.
 		taken, err = w.take(ctx, d, batch, dup, nil)
@@ -389,7 +391,7 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 			return v, err
 		}
 	}
-	w.writeStats(ctx, d, name)
+	w.writeStats(ctx, d, name, blobStats)
 	whole := sha256.Sum256([]byte(parent.Hash + ":" + contentHash))
 	v.Hash = hex.EncodeToString(whole[:])
 	v.Blobs = append(v.Blobs, name)

@@ -57,7 +57,7 @@
   if (predictForm) {
     const state = predictForm.querySelector("[data-predict-state]");
     const result = document.querySelector("[data-result]");
-    const fields = Array.from(predictForm.querySelectorAll("input[name]"));
+    const fields = Array.from(predictForm.querySelectorAll("input[name], textarea[name]"));
     // What is wrong with a field, in words: empty, or outside its rule.
     function problem(el) {
       if (el.validity.valid) return "";
@@ -96,7 +96,7 @@
         return;
       }
       const inst = {};
-      for (const el of predictForm.querySelectorAll("input[name]")) {
+      for (const el of fields) {
         if (el.value === "") continue;
         inst[el.name] = el.hasAttribute("data-numeric") ? Number(el.value) : el.value;
       }
@@ -110,7 +110,25 @@
       const body = await resp.json();
       lastPrediction = body.prediction_ids[0];
       const set = function (k, v) { result.querySelector('[data-r="' + k + '"]').textContent = v; };
-      set("value", body.predictions[0].toLocaleString(undefined, { maximumFractionDigits: 2 }));
+      const pred = body.predictions[0];
+      if (typeof pred === "string") {
+        // A class, and each class's probability, most likely first; as
+        // text: a class name is whatever the definition says.
+        set("value", pred);
+        const list = result.querySelector("[data-probs]");
+        list.replaceChildren();
+        const probs = Object.entries(body.probabilities[0]).sort(function (a, b) { return b[1] - a[1]; });
+        for (const [cls, p] of probs) {
+          const li = document.createElement("li");
+          li.textContent = cls + ": " + (100 * p).toFixed(1) + "%";
+          if (cls === pred) li.className = "predicted";
+          list.append(li);
+        }
+        const pick = correctForm && correctForm.querySelector("select[name=label]");
+        if (pick) pick.value = probs.length > 1 ? probs[1][0] : pred; // the likeliest other class
+      } else {
+        set("value", pred.toLocaleString(undefined, { maximumFractionDigits: 2 }));
+      }
       set("id", lastPrediction);
       set("model", body.model.id + " (" + body.model.spec + ")");
       set("version", "v" + body.model.dataset_version);
@@ -126,11 +144,11 @@
     const state = correctForm.querySelector("[data-correct-state]");
     correctForm.addEventListener("submit", async function (ev) {
       ev.preventDefault();
-      const label = correctForm.querySelector("input[name=label]");
+      const label = correctForm.querySelector("[name=label]");
       if (!label.checkValidity() || !lastPrediction) { say(state, label.validationMessage || "predict first", "error"); return; }
       const resp = await fetch("/v1/datasets/" + encodeURIComponent(ds) + "/corrections", {
         method: "POST", headers: authHeaders({ "Content-Type": "application/json" }),
-        body: JSON.stringify({ prediction_id: lastPrediction, label: Number(label.value) }),
+        body: JSON.stringify({ prediction_id: lastPrediction, label: label.tagName === "SELECT" ? label.value : Number(label.value) }),
       });
       if (resp.status === 401) { needToken(state); return; }
       if (!resp.ok) { say(state, await errorText(resp), "error"); return; }
