@@ -30,7 +30,6 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/workers"
-	"github.com/refit-ml/refit/workers/stats"
 )
 
 // Worker is the version worker.
@@ -41,7 +40,6 @@ type Worker struct {
 	pub      workers.Publisher
 	log      *slog.Logger
 	now      func() time.Time
-	stats    *stats.Store
 
 	// locks serialises cuts of one dataset in this process: an event and
 	// the reconcile loop would otherwise build the same version twice
@@ -77,10 +75,6 @@ func New(cfg workers.Deps) (*Worker, error) {
 		}, []string{"dataset"}),
 	}
 	cfg.Metrics.MustRegister(w.versions, w.duplicateRows, w.latest, w.stagedRows)
-	var err error
-	if w.stats, err = stats.New(cfg.Bucket, w.log, cfg.Metrics); err != nil {
-		return nil, fmt.Errorf("version: %w", err)
-	}
 	return w, nil
 }
 
@@ -226,6 +220,7 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 	if v.NewRows == 0 {
 		return true, w.settleDuplicates(ctx, v, correlation)
 	}
+	w.announceBlob(ctx, v, correlation) // statistics: see stats.go
 	err = w.reg.AddVersion(ctx, v)
 	if registry.IsDuplicate(err) {
 		w.log.Info("version cut by another worker", "dataset", d.Name, "version", v.Number)
@@ -342,10 +337,9 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	name := fmt.Sprintf("datasets/%s/rows/%s.csv", d.Name, hex.EncodeToString(inputs[:12]))
 	var taken batchRows
 	var contentHash string
-	tee := startStats(ctx, d) // the new blob's statistics, without reading it back
 	_, err = w.bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
 		sum := sha256.New() // the content hash, without reading the blob back
-		bw := bufio.NewWriterSize(io.MultiWriter(out, sum, tee), 256<<10)
+		bw := bufio.NewWriterSize(io.MultiWriter(out, sum), 256<<10)
 		if _, err := bw.Write(d.HeaderRecord()); err != nil {
 			return err
 		}
@@ -361,7 +355,6 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 		contentHash = hex.EncodeToString(sum.Sum(nil))
 		return nil
 	})
-	blobStats := tee.finish(err)
 	if errors.Is(err, blob.ErrExists) {
 		// An earlier attempt wrote the same blob: count without writing.
 		taken, err = w.take(ctx, d, batch, dup, nil)
@@ -391,7 +384,6 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 			return v, err
 		}
 	}
-	w.writeStats(ctx, d, name, blobStats)
 	whole := sha256.Sum256([]byte(parent.Hash + ":" + contentHash))
 	v.Hash = hex.EncodeToString(whole[:])
 	v.Blobs = append(v.Blobs, name)
