@@ -173,18 +173,22 @@ func (s *Store) Ensure(ctx context.Context, def *dataset.Definition, rowsBlob st
 	if err != nil || reason == "" {
 		return err
 	}
-	if reason == reasonCorrupt {
-		s.rebuilt.WithLabelValues(def.Name, reason).Inc()
-	}
-	_, err = s.compute(ctx, def, rowsBlob, name, reason, check)
+	// A first computation is what this call is for; a corrupt file is a
+	// rebuild.
+	_, err = s.compute(ctx, def, rowsBlob, name, reason, reason == reasonCorrupt, check)
 	return err
 }
 
 // compute reads a blob's rows, checked against what its version recorded
 // (a short or altered blob fails with CorruptBlobError before anything is
-// written), and stores their statistics.
-func (s *Store) compute(ctx context.Context, def *dataset.Definition, rowsBlob, name, reason string, check BlobCheck) (*model.Stats, error) {
+// written), and stores their statistics. rebuild: the file should have
+// been there (logged and counted, once however many callers wait).
+func (s *Store) compute(ctx context.Context, def *dataset.Definition, rowsBlob, name, reason string, rebuild bool, check BlobCheck) (*model.Stats, error) {
 	v, err, _ := s.computing.Do(name, func() (any, error) {
+		if rebuild {
+			s.rebuilt.WithLabelValues(def.Name, reason).Inc()
+			s.log.Info("computing statistics from the rows", "dataset", def.Name, "blob", rowsBlob, "reason", reason)
+		}
 		rows := VerifiedOpener{Opener: s.bucket, Checks: map[string]BlobCheck{rowsBlob: check}}
 		st, err := model.ComputeStats(ctx, def, def.ScanBlobs(ctx, rows, []string{rowsBlob}, nil))
 		if err != nil {
@@ -213,9 +217,7 @@ func (s *Store) blob(ctx context.Context, def *dataset.Definition, key, rowsBlob
 	if err != nil {
 		return nil, err
 	}
-	s.rebuilt.WithLabelValues(def.Name, reason).Inc()
-	s.log.Info("computing statistics from the rows", "dataset", def.Name, "blob", rowsBlob, "reason", reason)
-	return s.compute(ctx, def, rowsBlob, name, reason, c)
+	return s.compute(ctx, def, rowsBlob, name, reason, true, c)
 }
 
 // Has reports whether a rows blob has a readable statistics file.
