@@ -61,7 +61,11 @@ func (s batchScan) newRows() []dataset.RowHash {
 // are streamed from their sorted indexes.
 func (w *Worker) scan(ctx context.Context, d *dataset.Definition, parent registry.Version, batch []registry.Ingest, tee io.Writer) (batchScan, error) {
 	var s batchScan
-	var rows []positioned
+	expected := 0
+	for _, in := range batch {
+		expected += in.Accepted
+	}
+	rows := make([]positioned, 0, expected) // the ledger's count: no regrowth on a million rows
 	for _, in := range batch {
 		sum := sha256.New()
 		to := io.Writer(sum)
