@@ -366,6 +366,8 @@ func TestErrors(t *testing.T) {
 		{[]int32{3}, []float64{1}, 0},
 		{[]int32{-1}, []float64{1}, 0},
 		{[]int32{0}, []float64{math.NaN()}, 0},
+		{[]int32{0}, []float64{1e39}, 0},
+		{[]int32{0}, []float64{math.Inf(-1)}, 0},
 		{[]int32{0}, []float64{1, 2}, 0},
 		{[]int32{0}, []float64{1}, 2},
 	} {

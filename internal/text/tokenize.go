@@ -65,7 +65,9 @@ func (t *tokens) gram(i, n int) []byte { return t.buf[t.start[i]:t.end[i+n-1]] }
 
 // asciiWord maps an ASCII byte to itself lower-cased when it belongs to a
 // token (isWord) and to 0 when it separates tokens: one load instead of
-// isWord and lower for the bytes most text is made of.
+// isWord and lower for the bytes most text is made of. Bytes >= 0x80
+// (UTF-8 sequences, the Unicode path) map to 0 as well; 256 entries so
+// that a byte index needs no bounds check.
 const asciiWord = "" +
 	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
 	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
@@ -74,7 +76,19 @@ const asciiWord = "" +
 	"\x00abcdefghijklmno" +
 	"pqrstuvwxyz\x00\x00\x00\x00_" +
 	"\x00abcdefghijklmno" +
-	"pqrstuvwxyz\x00\x00\x00\x00\x00"
+	"pqrstuvwxyz\x00\x00\x00\x00\x00" +
+	nonASCII
+
+// nonASCII is the 128 zeros of asciiWord's upper half.
+const nonASCII = "" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
 func (t *tokens) closeToken(begin, base int) {
 	if base >= MinTokenRunes {
@@ -106,7 +120,7 @@ func (t *tokens) split(doc string) {
 				continue
 			}
 			j := i + 1
-			for j < len(doc) && doc[j] < utf8.RuneSelf && asciiWord[doc[j]] != 0 {
+			for j < len(doc) && asciiWord[doc[j]] != 0 {
 				j++
 			}
 			if !in {

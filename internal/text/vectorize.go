@@ -219,7 +219,7 @@ func (v *Vectorizer) Encode(doc string, b *Buffer) ([]int32, []float64) {
 			}
 		}
 	}
-	slices.Sort(b.keys)
+	sortKeys(b.keys)
 	b.Idx, b.Val = b.Idx[:0], b.Val[:0]
 	for i := 0; i < len(b.keys); {
 		j := i + 1
@@ -238,7 +238,10 @@ func (v *Vectorizer) Encode(doc string, b *Buffer) ([]int32, []float64) {
 	case TFIDF:
 		ss := 0.0
 		for i, tf := range b.Val {
-			w := (1 + math.Log(tf)) * v.IDF[b.Idx[i]]
+			w := v.IDF[b.Idx[i]] // tf = 1, the usual case: 1 + ln 1 = 1 exactly
+			if tf > 1 {
+				w = (1 + math.Log(tf)) * w
+			}
 			b.Val[i] = w
 			ss += w * w
 		}
@@ -250,6 +253,24 @@ func (v *Vectorizer) Encode(doc string, b *Buffer) ([]int32, []float64) {
 		}
 	}
 	return b.Idx, b.Val
+}
+
+// sortKeys sorts a row's feature keys: by insertion when short, as most
+// rows are (the generic sort's partitioning cost more than its
+// comparisons there).
+func sortKeys(k []int32) {
+	if len(k) > 48 {
+		slices.Sort(k)
+		return
+	}
+	for i := 1; i < len(k); i++ {
+		v := k[i]
+		j := i
+		for ; j > 0 && k[j-1] > v; j-- {
+			k[j] = k[j-1]
+		}
+		k[j] = v
+	}
 }
 
 // Remap gives, for each feature of v, the feature of old with the same
