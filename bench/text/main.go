@@ -179,6 +179,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			"features":       m.vec.Width(), "iterations": m.res.Iterations, "converged": m.res.Converged,
 			"learn_seconds": m.learn.Seconds(), "encode_seconds": m.encode.Seconds(), "optimise_seconds": m.optimise.Seconds(),
 			"evaluations": m.res.Evaluations, "model_sha256": m.checksum(),
+			"non_zeros": m.nonZeros, "ngrams": m.nGrams,
 		})
 	case "ft":
 		docs, labels, err := readCSV(*in)
@@ -293,6 +294,8 @@ type model struct {
 	// The fit's phases: pass 1 (tokenise, count), pass 2 (tokenise,
 	// encode into CSR), the L-BFGS optimisation.
 	learn, encode, optimise time.Duration
+	// nonZeros of the CSR, and the n-grams that bounded it for Grow.
+	nonZeros, nGrams int
 }
 
 // fit is the two passes internal/model will make: learn the vectoriser,
@@ -328,7 +331,8 @@ func fit(ctx context.Context, docs []string, labels []int, l2 float64) (*model, 
 	if err != nil {
 		return nil, err
 	}
-	return &model{vec: v, res: res, learn: t1.Sub(t0), encode: t2.Sub(t1), optimise: time.Since(t2)}, nil
+	return &model{vec: v, res: res, learn: t1.Sub(t0), encode: t2.Sub(t1), optimise: time.Since(t2),
+		nonZeros: data.NonZeros(), nGrams: l.NGrams()}, nil
 }
 
 // checksum identifies the fitted vectoriser and coefficients, to show the

@@ -8,6 +8,7 @@
 package text
 
 import (
+	"slices"
 	"unicode"
 	"unicode/utf8"
 )
@@ -119,20 +120,27 @@ func (t *tokens) split(doc string) {
 				}
 				continue
 			}
-			j := i + 1
-			for j < len(doc) && asciiWord[doc[j]] != 0 {
-				j++
-			}
 			if !in {
 				in, runes, base, begin = true, 0, 0, len(t.buf)
 			}
-			n := min(j-i, MaxTokenRunes-runes)
+			// Copy and lower-case the run in one scan, up to the cap.
+			room := MaxTokenRunes - runes
 			at := len(t.buf)
-			t.buf = append(t.buf, doc[i:i+n]...)
-			for k, c := range t.buf[at:] {
-				t.buf[at+k] = asciiWord[c]
+			t.buf = slices.Grow(t.buf, room)
+			out := t.buf[at : at+room]
+			n := 0
+			for ; i < len(doc); i++ {
+				l := asciiWord[doc[i]]
+				if l == 0 {
+					break
+				}
+				if n < len(out) {
+					out[n] = l
+					n++
+				}
 			}
-			runes, base, i = runes+n, base+n, j
+			t.buf = t.buf[:at+n]
+			runes, base = runes+n, base+n
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(doc[i:])
