@@ -1,16 +1,38 @@
 package client
 
-import "time"
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
 
 // The gateway's answers, as its HTTP API (README.md, "HTTP API") sends
 // them. Fields the gateway adds later are ignored, not an error.
 
-// Metrics are a model's scores on held-out rows.
+// Metrics are a model's scores on held-out rows: a regression's, and for a
+// classifier its classification scores (Classification is nil otherwise).
 type Metrics struct {
 	Rows int     `json:"rows"`
 	RMSE float64 `json:"rmse"`
 	MAE  float64 `json:"mae"`
 	R2   float64 `json:"r2"`
+	*Classification
+}
+
+// Classification holds a classifier's scores; per-class lists follow
+// Classes.
+type Classification struct {
+	Accuracy float64 `json:"accuracy"`
+	F1Macro  float64 `json:"f1_macro"`
+	LogLoss  float64 `json:"log_loss"`
+	// ROCAUC is set for two classes only, when both occur in the rows.
+	ROCAUC    *float64  `json:"roc_auc,omitempty"`
+	Classes   []string  `json:"classes"`
+	Precision []float64 `json:"precision"`
+	Recall    []float64 `json:"recall"`
+	F1        []float64 `json:"f1"`
+	// Confusion[t][p] counts rows of true class t predicted as p.
+	Confusion [][]int `json:"confusion"`
 }
 
 // Column is one column a dataset's CSV may hold.
@@ -297,9 +319,42 @@ type ModelInfo struct {
 
 // Predictions is POST /v1/models/{d}:predict.
 type Predictions struct {
-	Predictions   []float64 `json:"predictions"`
-	PredictionIDs []string  `json:"prediction_ids"`
-	Model         ModelInfo `json:"model"`
+	Predictions []Prediction `json:"predictions"`
+	// Probabilities of each class, per instance (classifiers only).
+	Probabilities []map[string]float64 `json:"probabilities,omitempty"`
+	PredictionIDs []string             `json:"prediction_ids"`
+	Model         ModelInfo            `json:"model"`
+}
+
+// Prediction is one answer: a number from a regression model, a class
+// from a classifier.
+type Prediction struct {
+	Value float64
+	Class string // "" for a regression
+}
+
+// UnmarshalJSON takes a number or a string.
+func (p *Prediction) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &p.Class)
+	}
+	return json.Unmarshal(b, &p.Value)
+}
+
+// MarshalJSON writes what the gateway sent.
+func (p Prediction) MarshalJSON() ([]byte, error) {
+	if p.Class != "" {
+		return json.Marshal(p.Class)
+	}
+	return json.Marshal(p.Value)
+}
+
+// String is the class, or the number in its shortest exact form.
+func (p Prediction) String() string {
+	if p.Class != "" {
+		return p.Class
+	}
+	return strconv.FormatFloat(p.Value, 'f', -1, 64)
 }
 
 // ModelStatus is GET /v1/models/{d}: whether a model serves, and which.

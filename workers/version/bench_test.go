@@ -32,7 +32,7 @@ func (discard) Publish(context.Context, events.Event) error { return nil }
 // BenchmarkCut cuts the first version of a dataset from one staged file:
 // deduplication, the rows blob, its index and its hash.
 func BenchmarkCut(b *testing.B) {
-	for _, rows := range []int{100_000} {
+	for _, rows := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprint(rows), func(b *testing.B) {
 			ctx := context.Background()
 			raw, err := os.ReadFile("../../schemas/datasets/housing.json")
