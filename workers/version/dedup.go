@@ -61,7 +61,11 @@ func (s batchScan) newRows() []dataset.RowHash {
 // are streamed from their sorted indexes.
 func (w *Worker) scan(ctx context.Context, d *dataset.Definition, parent registry.Version, batch []registry.Ingest, tee io.Writer) (batchScan, error) {
 	var s batchScan
-	var rows []positioned
+	expected := 0
+	for _, in := range batch {
+		expected += in.Accepted
+	}
+	rows := make([]positioned, 0, expected) // the ledger's count: no regrowth on a million rows
 	for _, in := range batch {
 		sum := sha256.New()
 		to := io.Writer(sum)
@@ -94,8 +98,10 @@ func (w *Worker) scan(ctx context.Context, d *dataset.Definition, parent registr
 	}
 	s.sorted = firsts
 	for _, name := range parent.Blobs {
-		err := w.eachIndexed(ctx, d, name, func(next func() (dataset.RowHash, bool, error)) error {
-			return markKnown(firsts, next, s.dup)
+		i := 0
+		err := w.eachIndexed(ctx, d, name, func(block []dataset.RowHash) bool {
+			i = markKnown(firsts, i, block, s.dup)
+			return i < len(firsts)
 		})
 		if err != nil {
 			return s, err
@@ -151,23 +157,25 @@ func sortPositioned(rows []positioned) {
 	copy(rows, out)
 }
 
-// markKnown merges sorted batch rows with one sorted stream of known hashes.
-func markKnown(rows []positioned, next func() (dataset.RowHash, bool, error), dup bitset) error {
-	i := 0
-	for i < len(rows) {
-		h, ok, err := next()
-		if err != nil || !ok {
-			return err
+// markKnown marks the sorted batch rows, from the i-th on, whose hash is
+// in block, the next part of one sorted stream of known hashes. It returns
+// the first row that may be in a later block. A binary search per row
+// inside the block: a 5,000-row batch checked against a million-row index
+// costs a read of the index and about 5,000 searches, not a million
+// comparisons.
+func markKnown(rows []positioned, i int, block []dataset.RowHash, dup bitset) int {
+	for i < len(rows) && len(block) > 0 {
+		j, found := slices.BinarySearchFunc(block, rows[i].hash, compareHashes)
+		if j == len(block) {
+			return i // beyond this block
 		}
-		for i < len(rows) && compareHashes(rows[i].hash, h) < 0 {
-			i++
-		}
-		if i < len(rows) && rows[i].hash == h {
+		if found {
 			dup.set(rows[i].pos)
-			i++
 		}
+		block = block[j:]
+		i++
 	}
-	return nil
+	return i
 }
 
 // compareHashes orders hashes as bytes.Compare does, a word at a time.
@@ -201,9 +209,10 @@ func (w *Worker) writeRowIndex(ctx context.Context, name string, sorted []datase
 }
 
 // eachIndexed streams the sorted row hashes of a version's rows blob from
-// its index. A blob cut before indexes existed has none: its hashes are read
+// its index, a block at a time (the block is reused), until fn returns
+// false. A blob cut before indexes existed has none: its hashes are read
 // from the rows and sorted.
-func (w *Worker) eachIndexed(ctx context.Context, d *dataset.Definition, rowsBlob string, fn func(next func() (dataset.RowHash, bool, error)) error) error {
+func (w *Worker) eachIndexed(ctx context.Context, d *dataset.Definition, rowsBlob string, fn func(block []dataset.RowHash) bool) error {
 	name := rowIndexName(rowsBlob)
 	rc, err := w.bucket.Open(ctx, name)
 	if errors.Is(err, blob.ErrNotExist) {
@@ -216,31 +225,38 @@ func (w *Worker) eachIndexed(ctx context.Context, d *dataset.Definition, rowsBlo
 			return err
 		}
 		slices.SortFunc(hashes, compareHashes)
-		return fn(func() (dataset.RowHash, bool, error) {
-			if len(hashes) == 0 {
-				return dataset.RowHash{}, false, nil
-			}
-			h := hashes[0]
-			hashes = hashes[1:]
-			return h, true, nil
-		})
+		fn(hashes)
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("open %s: %w", name, err)
 	}
 	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 64<<10)
-	return fn(func() (dataset.RowHash, bool, error) {
-		var h dataset.RowHash
-		_, err := io.ReadFull(br, h[:])
-		switch {
-		case errors.Is(err, io.EOF):
-			return h, false, nil
-		case err != nil:
-			return h, false, fmt.Errorf("read %s: %w", name, err)
+	const size = len(dataset.RowHash{})
+	buf := make([]byte, 4096*size)
+	block := make([]dataset.RowHash, 0, 4096)
+	for {
+		n, err := io.ReadFull(rc, buf)
+		if n%size != 0 {
+			return fmt.Errorf("read %s: %d bytes is not a whole number of %d-byte hashes", name, n, size)
 		}
-		return h, true, nil
-	})
+		block = block[:0]
+		for k := 0; k < n; k += size {
+			block = append(block, dataset.RowHash(buf[k:k+size]))
+		}
+		if len(block) > 0 && !fn(block) {
+			return nil
+		}
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return nil
+		case err != nil:
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 }
 
 // eachRecord visits the records of a staged CSV blob.

@@ -74,3 +74,42 @@ func BenchmarkSortPositioned(b *testing.B) {
 		}
 	}
 }
+
+// TestMarkKnownAcrossBlocks: a batch checked against a sorted stream of
+// known hashes in blocks of any size marks exactly the known rows.
+func TestMarkKnownAcrossBlocks(t *testing.T) {
+	known := batchOf(10_000, false, 11)
+	var stream []dataset.RowHash
+	isKnown := map[dataset.RowHash]bool{}
+	for _, r := range known {
+		if !isKnown[r.hash] {
+			stream = append(stream, r.hash)
+		}
+		isKnown[r.hash] = true
+	}
+	slices.SortFunc(stream, compareHashes)
+	// A batch of new rows and known ones, unique, sorted by hash.
+	rows := batchOf(3_000, false, 12)
+	for i := 0; i < len(rows); i += 3 {
+		rows[i].hash = stream[(i*7)%len(stream)]
+	}
+	slices.SortFunc(rows, byHashThenPos)
+	rows = slices.CompactFunc(rows, func(a, b positioned) bool { return a.hash == b.hash })
+	for _, size := range []int{1, 7, 4096, len(stream)} {
+		t.Run(fmt.Sprintf("block=%d", size), func(t *testing.T) {
+			dup := make(bitset, (3_000+63)/64)
+			i := 0
+			for k := 0; k < len(stream) && i < len(rows); k += size {
+				i = markKnown(rows, i, stream[k:min(k+size, len(stream))], dup)
+			}
+			marked := 0
+			for _, r := range rows {
+				require.Equal(t, isKnown[r.hash], dup.has(r.pos), "row %d", r.pos)
+				if isKnown[r.hash] {
+					marked++
+				}
+			}
+			require.Greater(t, marked, 900)
+		})
+	}
+}
