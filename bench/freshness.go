@@ -25,6 +25,12 @@ type Freshness struct {
 // MeasureFreshness uploads n new 5,000-row files to the Refit at base one
 // after another (one version each at batch size 500) and times each.
 func MeasureFreshness(ctx context.Context, base string, n int) ([]Freshness, error) {
+	return MeasureFreshnessFrom(ctx, base, n, 1)
+}
+
+// MeasureFreshnessFrom is MeasureFreshness on a dataset whose next version
+// is first (Preload made the ones before).
+func MeasureFreshnessFrom(ctx context.Context, base string, n, first int) ([]Freshness, error) {
 	p := struct{ url string }{base}
 	predictBody, err := Bodies(9, 1, 1)
 	if err != nil {
@@ -37,7 +43,7 @@ func MeasureFreshness(ctx context.Context, base string, n int) ([]Freshness, err
 			return all, err
 		}
 		name := fmt.Sprintf("fresh-%02d.csv", i)
-		version := i + 1 // each file fills batch_size (500) on its own: one version per upload
+		version := first + i // each file fills batch_size (500) on its own: one version per upload
 		f := Freshness{Upload: i + 1}
 		t0 := time.Now()
 		c := client.New(p.url)
@@ -112,6 +118,22 @@ func MeasureFreshness(ctx context.Context, base string, n int) ([]Freshness, err
 		time.Sleep(200 * time.Millisecond) // let the process settle before the next file
 	}
 	return all, nil
+}
+
+// Preload uploads one generated file of rows rows (seed 1) as the
+// dataset's first version and waits until both its runs are decided, so
+// that the next upload is timed on a dataset of that size.
+func Preload(ctx context.Context, base string, rows int) error {
+	csv, err := CSV(1, rows)
+	if err != nil {
+		return err
+	}
+	c := client.New(base)
+	if _, err := c.Upload(ctx, "housing", "preload.csv", bytes.NewReader(csv), int64(len(csv))); err != nil {
+		return err
+	}
+	_, err = WaitDecided(ctx, c, 1, 2, 30*time.Minute)
+	return err
 }
 
 // FreshnessTable summarises the uploads as Markdown.

@@ -1,16 +1,38 @@
 package client
 
-import "time"
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
 
 // The gateway's answers, as its HTTP API (README.md, "HTTP API") sends
 // them. Fields the gateway adds later are ignored, not an error.
 
-// Metrics are a model's scores on held-out rows.
+// Metrics are a model's scores on held-out rows: a regression's, and for a
+// classifier its classification scores (Classification is nil otherwise).
 type Metrics struct {
 	Rows int     `json:"rows"`
 	RMSE float64 `json:"rmse"`
 	MAE  float64 `json:"mae"`
 	R2   float64 `json:"r2"`
+	*Classification
+}
+
+// Classification holds a classifier's scores; per-class lists follow
+// Classes.
+type Classification struct {
+	Accuracy float64 `json:"accuracy"`
+	F1Macro  float64 `json:"f1_macro"`
+	LogLoss  float64 `json:"log_loss"`
+	// ROCAUC is set for two classes only, when both occur in the rows.
+	ROCAUC    *float64  `json:"roc_auc,omitempty"`
+	Classes   []string  `json:"classes"`
+	Precision []float64 `json:"precision"`
+	Recall    []float64 `json:"recall"`
+	F1        []float64 `json:"f1"`
+	// Confusion[t][p] counts rows of true class t predicted as p.
+	Confusion [][]int `json:"confusion"`
 }
 
 // Column is one column a dataset's CSV may hold.
@@ -50,15 +72,27 @@ type Source struct {
 // Ingest is what became of one source.
 type Ingest struct {
 	ID         string    `json:"id"`
+	Dataset    string    `json:"dataset"`
 	Source     Source    `json:"source"`
 	SourceTime time.Time `json:"source_time"`
 	Accepted   int       `json:"accepted"`
+	TestRows   int       `json:"test_rows"` // of the accepted
 	Rejected   int       `json:"rejected"`
-	Duplicate  int       `json:"duplicate"`
-	Status     string    `json:"status"`
-	Quarantine string    `json:"quarantine,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
-	StagedAt   time.Time `json:"staged_at"`
+	// RejectedLines are the physical lines the rejected records span (an
+	// unbalanced quote makes one record of many lines).
+	RejectedLines int    `json:"rejected_lines,omitempty"`
+	Duplicate     int    `json:"duplicate"`
+	Status        string `json:"status"`
+	Chunk         string `json:"chunk,omitempty"` // the staged rows' object
+	Quarantine    string `json:"quarantine,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	// IgnoredColumns are header columns the dataset does not define.
+	IgnoredColumns []string  `json:"ignored_columns,omitempty"`
+	StagedAt       time.Time `json:"staged_at"`
+	// FirstVersion is the first version holding the rows (0 until cut);
+	// DuplicateOf is set when every row was in that version already.
+	FirstVersion int `json:"first_version,omitempty"`
+	DuplicateOf  int `json:"duplicate_of,omitempty"`
 }
 
 // RowCounts add up a dataset's sources.
@@ -82,8 +116,11 @@ type Dataset struct {
 	StagedRows   int              `json:"staged_rows_waiting"`
 	Champion     *Promotion       `json:"champion"`
 	Rows         RowCounts        `json:"rows"`
-	Ingests      []Ingest         `json:"ingests"`
-	Columns      []Column         `json:"columns"`
+	// Ingests is one page, newest first; IngestsNext the next page's
+	// cursor (GET /v1/datasets/{d}?cursor=...), empty on the last.
+	Ingests     []Ingest `json:"ingests"`
+	IngestsNext string   `json:"ingests_next,omitempty"`
+	Columns     []Column `json:"columns"`
 }
 
 // Run is one model spec fitted on one dataset version.
@@ -96,12 +133,26 @@ type Run struct {
 	VersionHash string    `json:"version_hash"`
 	TrainRows   int       `json:"train_rows"`
 	Metrics     Metrics   `json:"metrics"`
+	Fit         *Fit      `json:"fit,omitempty"`
 	Artifact    string    `json:"artifact"`
 	ArtifactURI string    `json:"artifact_uri"`
 	Checksum    string    `json:"checksum"`
 	DurationMS  float64   `json:"duration_ms"`
 	CodeVersion string    `json:"code_version"`
 	CreatedAt   time.Time `json:"created_at"`
+	// FittedFrom is "statistics" (the version's sufficient statistics) or
+	// "rows".
+	FittedFrom string `json:"fitted_from,omitempty"`
+	// L2 is the ridge penalty a spec with "l2": "auto" chose.
+	L2 *float64 `json:"l2,omitempty"`
+}
+
+// Fit is how an iterative fit went (logistic runs).
+type Fit struct {
+	Iterations int  `json:"iterations"`
+	Converged  bool `json:"converged"`
+	// WarmStart is the run the fit started from ("" for a cold start).
+	WarmStart string `json:"warm_start,omitempty"`
 }
 
 // Duration is how long the fit took.
@@ -126,10 +177,13 @@ type RunsQuery struct {
 // promotions and lineage.
 type RunDetail struct {
 	Run
-	ArtifactError string    `json:"artifact_error,omitempty"`
-	Decision      *Standing `json:"decision"`
-	Promotions    []int64   `json:"promotions"`
-	Lineage       Lineage   `json:"lineage"`
+	// Params is the model spec the artifact was fitted from, as a dataset
+	// definition's "models" holds it (null when the artifact is unreadable).
+	Params        json.RawMessage `json:"params"`
+	ArtifactError string          `json:"artifact_error,omitempty"`
+	Decision      *Standing       `json:"decision"`
+	Promotions    []int64         `json:"promotions"`
+	Lineage       Lineage         `json:"lineage"`
 }
 
 // Decision statuses.
@@ -176,6 +230,7 @@ type Promotion struct {
 	Version       int       `json:"version"`
 	VersionHash   string    `json:"version_hash"`
 	ArtifactURI   string    `json:"artifact_uri"`
+	Artifact      string    `json:"artifact"`
 	Checksum      string    `json:"checksum"`
 	Metrics       Metrics   `json:"metrics"`
 	PreviousRunID string    `json:"previous_run_id,omitempty"`
@@ -274,6 +329,8 @@ type ObjectGeneration struct {
 	Quarantine   string     `json:"quarantine,omitempty"`
 	StagedAt     *time.Time `json:"staged_at,omitempty"`
 	FirstVersion *int       `json:"first_version"`
+	// DuplicateOf is set when every row was in that version already.
+	DuplicateOf *int `json:"duplicate_of,omitempty"`
 }
 
 // ObjectHistory is GET /v1/datasets/{d}/objects/{name}.
@@ -297,9 +354,42 @@ type ModelInfo struct {
 
 // Predictions is POST /v1/models/{d}:predict.
 type Predictions struct {
-	Predictions   []float64 `json:"predictions"`
-	PredictionIDs []string  `json:"prediction_ids"`
-	Model         ModelInfo `json:"model"`
+	Predictions []Prediction `json:"predictions"`
+	// Probabilities of each class, per instance (classifiers only).
+	Probabilities []map[string]float64 `json:"probabilities,omitempty"`
+	PredictionIDs []string             `json:"prediction_ids"`
+	Model         ModelInfo            `json:"model"`
+}
+
+// Prediction is one answer: a number from a regression model, a class
+// from a classifier.
+type Prediction struct {
+	Value float64
+	Class string // "" for a regression
+}
+
+// UnmarshalJSON takes a number or a string.
+func (p *Prediction) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &p.Class)
+	}
+	return json.Unmarshal(b, &p.Value)
+}
+
+// MarshalJSON writes what the gateway sent.
+func (p Prediction) MarshalJSON() ([]byte, error) {
+	if p.Class != "" {
+		return json.Marshal(p.Class)
+	}
+	return json.Marshal(p.Value)
+}
+
+// String is the class, or the number in its shortest exact form.
+func (p Prediction) String() string {
+	if p.Class != "" {
+		return p.Class
+	}
+	return strconv.FormatFloat(p.Value, 'f', -1, 64)
 }
 
 // ModelStatus is GET /v1/models/{d}: whether a model serves, and which.

@@ -92,7 +92,7 @@ func TestSchemasRejectBrokenEvents(t *testing.T) {
 		{"bad dataset name", "rows.staged", `{"id":"a","dataset":"Housing!","time":"2026-11-23T10:00:00Z","correlation_id":"c","ingest_id":"0123456789abcdef","source":"s","accepted":1,"rejected":0,"duplicate":0}`},
 		{"negative rows", "dataset.versioned", `{"id":"a","dataset":"housing","time":"2026-11-23T10:00:00Z","correlation_id":"c","version":1,"hash":"` + hash64 + `","parent":0,"rows":-1,"train_rows":0,"test_rows":0}`},
 		{"generation as number", "object.finalized", `{"bucket":"refit","name":"incoming/housing/a.csv","generation":42,"size":"1"}`},
-		{"blob outside the rows folder", "blob.written", `{"id":"a","dataset":"housing","time":"2026-11-23T10:00:00Z","correlation_id":"c","version":1,"blob":"staged/housing/a.csv","position":0,"rows":1,"hash":"` + hash64 + `"}`},
+		{"blob outside the rows folder", "blob.written", `{"id":"a","dataset":"housing","time":"2026-11-23T10:00:00Z","correlation_id":"c","version":1,"blob":"incoming/housing/a.csv","position":0,"rows":1,"hash":"` + hash64 + `"}`},
 		{"negative position", "blob.written", `{"id":"a","dataset":"housing","time":"2026-11-23T10:00:00Z","correlation_id":"c","version":1,"blob":"datasets/housing/rows/a.csv","position":-1,"rows":1,"hash":"` + hash64 + `"}`},
 		{"bad time", "correction.submitted", `{"id":"a","dataset":"housing","time":"yesterday","correlation_id":"c","correction_id":"x"}`},
 	}

@@ -74,8 +74,8 @@ func printStatus(w io.Writer, v client.Dataset) {
 	fmt.Fprintf(w, "dataset %s: %d rows accepted, %d rejected, %d duplicate from %d sources; %d staged rows waiting (batch %d)\n",
 		v.Name, v.Rows.Accepted, v.Rows.Rejected, v.Rows.Duplicate, v.Rows.Sources, v.StagedRows, v.BatchSize)
 	if c := v.Champion; c != nil {
-		fmt.Fprintf(w, "champion: %s (%s) from version %d, promotion #%d at %s, rmse %.1f r2 %.3f\n",
-			c.RunID, c.Spec, c.Version, c.Sequence, c.PromotedAt.Format(time.RFC3339), c.Metrics.RMSE, c.Metrics.R2)
+		fmt.Fprintf(w, "champion: %s (%s) from version %d, promotion #%d at %s, %s\n",
+			c.RunID, c.Spec, c.Version, c.Sequence, c.PromotedAt.Format(time.RFC3339), primaryScore(c.Metrics))
 	} else {
 		fmt.Fprintln(w, "champion: none yet")
 	}

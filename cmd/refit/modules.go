@@ -181,7 +181,7 @@ func anyWorker(cfg Config) bool {
 type handlerSet = map[string]message.NoPublishHandlerFunc
 
 func buildPreprocess(e *env) (*module, error) {
-	w, err := preprocess.New(preprocess.Config{Deps: e.deps("preprocess")})
+	w, err := preprocess.New(preprocess.Config{Deps: e.deps("preprocess"), IncomingRetention: e.cfg.IncomingRetention})
 	if err != nil {
 		return nil, err
 	}

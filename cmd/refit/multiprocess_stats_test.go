@@ -15,11 +15,12 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/api/iterator"
 
 	"github.com/refit-ml/refit/internal/blob/gcs"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
+	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/internal/store/mongo"
 	"github.com/refit-ml/refit/internal/testenv"
 	"github.com/refit-ml/refit/schemas"
 	"github.com/refit-ml/refit/workers/stats"
@@ -149,18 +150,12 @@ func TestBlobStatisticsAcrossTrainers(t *testing.T) {
 	def, _ := catalog.Get("housing")
 	key, err := model.StatsKey(def)
 	require.NoError(t, err)
-	var blobs []string
-	it := storageClient.Bucket(bucket).Objects(ctx, nil)
-	for {
-		o, err := it.Next()
-		if err == iterator.Done {
-			break
-		}
-		require.NoError(t, err)
-		if strings.HasPrefix(o.Name, "datasets/housing/rows/") && strings.HasSuffix(o.Name, ".csv") {
-			blobs = append(blobs, o.Name)
-		}
-	}
+	docs, err := mongo.Open(ctx, mongoURI, "refit")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = docs.Close(context.Background()) })
+	versions, err := registry.New(docs).Versions(ctx, "housing")
+	require.NoError(t, err)
+	blobs := versions[len(versions)-1].Blobs
 	require.Len(t, blobs, n, "one rows blob per version")
 	read := func(name string) []byte {
 		r, err := storageClient.Bucket(bucket).Object(name).NewReader(ctx)

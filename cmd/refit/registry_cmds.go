@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -133,8 +134,13 @@ func runsCmd(ctx context.Context, args []string, getenv func(string) string, std
 		champion = h.Promotions[n-1].RunID
 	}
 	now := time.Now()
+	classifier := slices.ContainsFunc(runs, func(r client.Run) bool { return r.Metrics.Classification != nil })
+	scoreHeader := "RMSE\tMAE\tR2"
+	if classifier {
+		scoreHeader = "ACCURACY\tF1 MACRO\tLOG LOSS\tROC AUC"
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSPEC\tVERSION\tRMSE\tMAE\tR2\tTRAIN ROWS\tTOOK\tCREATED\tDECISION")
+	fmt.Fprintln(tw, "RUN\tSPEC\tVERSION\t"+scoreHeader+"\tTRAIN ROWS\tTOOK\tCREATED\tDECISION")
 	for _, r := range runs {
 		decision := status[r.ID]
 		if decision == "" {
@@ -143,10 +149,35 @@ func runsCmd(ctx context.Context, args []string, getenv func(string) string, std
 		if r.ID == champion {
 			decision = "champion"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.1f\t%.4f\t%d\t%s\t%s\t%s\n", r.ID, r.Spec, r.Version, r.Metrics.RMSE, r.Metrics.MAE, r.Metrics.R2,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.Spec, r.Version, scoreCells(r.Metrics, classifier),
 			r.TrainRows, r.Duration().Round(time.Millisecond), ago(r.CreatedAt, now), decision)
 	}
 	return tw.Flush()
+}
+
+// scoreCells are a run's score columns: accuracy, macro F1, log loss and
+// ROC AUC ("-" unless binary) of a classifier, else RMSE, MAE and R².
+func scoreCells(m client.Metrics, classifier bool) string {
+	if !classifier {
+		return fmt.Sprintf("%.1f\t%.1f\t%.4f", m.RMSE, m.MAE, m.R2)
+	}
+	c := m.Classification
+	if c == nil {
+		return "-\t-\t-\t-"
+	}
+	auc := "-"
+	if c.ROCAUC != nil {
+		auc = fmt.Sprintf("%.4f", *c.ROCAUC)
+	}
+	return fmt.Sprintf("%.4f\t%.4f\t%.4f\t%s", c.Accuracy, c.F1Macro, c.LogLoss, auc)
+}
+
+// primaryScore is one line's worth of a model's scores.
+func primaryScore(m client.Metrics) string {
+	if c := m.Classification; c != nil {
+		return fmt.Sprintf("accuracy %.4f f1_macro %.4f", c.Accuracy, c.F1Macro)
+	}
+	return fmt.Sprintf("rmse %.1f r2 %.3f", m.RMSE, m.R2)
 }
 
 const versionsHelp = `refit versions lists a dataset's versions.
@@ -206,11 +237,23 @@ func promotionsCmd(ctx context.Context, args []string, getenv func(string) strin
 	}
 	now := time.Now()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tRUN\tSPEC\tVERSION\tRMSE\tPREVIOUS\tACTOR\tWHEN\tREASON")
+	classifier := slices.ContainsFunc(h.Promotions, func(p client.Promotion) bool { return p.Metrics.Classification != nil })
+	score := "RMSE"
+	if classifier {
+		score = "ACCURACY"
+	}
+	fmt.Fprintln(tw, "SEQ\tRUN\tSPEC\tVERSION\t"+score+"\tPREVIOUS\tACTOR\tWHEN\tREASON")
 	promoted := map[string]bool{}
 	for _, p := range h.Promotions {
 		promoted[p.RunID] = true
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%s\n", p.Sequence, p.RunID, p.Spec, p.Version, p.Metrics.RMSE,
+		cell := fmt.Sprintf("%.1f", p.Metrics.RMSE)
+		if classifier {
+			cell = "-"
+			if c := p.Metrics.Classification; c != nil {
+				cell = fmt.Sprintf("%.4f", c.Accuracy)
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Sequence, p.RunID, p.Spec, p.Version, cell,
 			short(p.PreviousRunID), p.Actor, ago(p.PromotedAt, now), p.Reason)
 	}
 	if err := tw.Flush(); err != nil {

@@ -93,50 +93,140 @@ func (w *Worker) HandleTrained(ctx context.Context, e *events.ModelTrained) erro
 // The specs a version lists are decided once, when each has a run or a
 // recorded training failure, best first on the primary metric (ties by spec
 // name): so which spec becomes the champion, and the history, do not depend
-// on which run's event came first. A run of a spec the version does not
-// list (added to the definition later, trained on the newest version only)
-// is decided alone. It returns the IDs of the runs it decided or found
-// waiting for the version's other specs.
+// on which run's event came first. Versions are decided in order, too: a
+// version waits until the one before it is settled, and deciding a version
+// goes on to the later versions that were waiting for it, so the history
+// does not depend on which version's training finished first (a crashed
+// trainer makes version 2 finish after version 3). A run of a spec the
+// version does not list (added to the definition later, trained on the
+// newest version only) is decided alone. It returns the IDs of the runs it
+// decided or found waiting.
 func (w *Worker) decideVersionOf(ctx context.Context, d *dataset.Definition, run registry.Run, correlation string) ([]string, error) {
 	v, err := w.reg.Version(ctx, d.Name, run.Version)
 	if err != nil {
 		return nil, err
 	}
-	listed := listedSpecs(d, v)
-	if run.VersionHash != v.Hash || !slices.Contains(listed, run.SpecHash) {
+	if run.VersionHash != v.Hash || !slices.Contains(listedSpecs(d, v), run.SpecHash) {
 		return []string{run.ID}, w.decide(ctx, d, run, correlation)
 	}
 	runs, err := w.reg.Runs(ctx, d.Name)
 	if err != nil {
 		return nil, err
 	}
+	siblings, ready, err := w.trainedRuns(ctx, d, v, runs)
+	if err != nil {
+		return nil, err
+	}
+	ids := runIDsOf(siblings)
+	if !ready {
+		w.log.Debug("waiting for the version's other specs", "dataset", d.Name, "version", v.Number, "run", run.ID)
+		return ids, nil
+	}
+	settled, err := w.settled(ctx, d, v.Number-1)
+	if err != nil {
+		return nil, err
+	}
+	if !settled {
+		w.log.Debug("waiting for the previous version's decisions", "dataset", d.Name, "version", v.Number, "run", run.ID)
+		return ids, nil
+	}
+	for {
+		for _, r := range Rank(d.Promotion.PrimaryMetric, siblings) {
+			if err := w.decide(ctx, d, r, correlation); err != nil {
+				return nil, err
+			}
+		}
+		// The next version may have been waiting for this one. Its runs are
+		// listed after this version's decisions are recorded, so a run whose
+		// own handler saw this version unsettled is seen here.
+		next, err := w.reg.Version(ctx, d.Name, v.Number+1)
+		if registry.IsNotFound(err) {
+			return ids, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if runs, err = w.reg.Runs(ctx, d.Name); err != nil {
+			return nil, err
+		}
+		if siblings, ready, err = w.trainedRuns(ctx, d, next, runs); err != nil {
+			return nil, err
+		}
+		if !ready {
+			return ids, nil
+		}
+		v = next
+		ids = append(ids, runIDsOf(siblings)...)
+	}
+}
+
+// trainedRuns are v's runs of the specs it lists; ready is true when every
+// listed spec has a run or a recorded training failure.
+func (w *Worker) trainedRuns(ctx context.Context, d *dataset.Definition, v registry.Version, runs []registry.Run) ([]registry.Run, bool, error) {
+	listed := listedSpecs(d, v)
 	var siblings []registry.Run
-	var ids []string
 	for _, r := range runs {
 		if r.Version == v.Number && r.VersionHash == v.Hash && slices.Contains(listed, r.SpecHash) {
 			siblings = append(siblings, r)
-			ids = append(ids, r.ID)
 		}
 	}
 	for _, h := range listed {
 		if slices.ContainsFunc(siblings, func(r registry.Run) bool { return r.SpecHash == h }) {
 			continue
 		}
-		_, err := w.bucket.Stat(ctx, workers.FailedRunKey(d.Name, registry.RunID(h, v.Hash)))
-		if errors.Is(err, blob.ErrNotExist) {
-			w.log.Debug("waiting for the version's other specs", "dataset", d.Name, "version", v.Number, "run", run.ID)
-			return ids, nil
-		}
-		if err != nil {
-			return nil, err
+		if failed, err := w.failed(ctx, d, h, v); err != nil || !failed {
+			return siblings, false, err
 		}
 	}
-	for _, r := range Rank(d.Promotion.PrimaryMetric, siblings) {
-		if err := w.decide(ctx, d, r, correlation); err != nil {
-			return nil, err
+	return siblings, true, nil
+}
+
+// settled is true when every spec version n lists has a decision or a
+// recorded training failure (and for n < 1, or a version not in the store).
+// Versions are decided in order, so version n settled means every earlier
+// one is.
+func (w *Worker) settled(ctx context.Context, d *dataset.Definition, n int) (bool, error) {
+	if n < 1 {
+		return true, nil
+	}
+	v, err := w.reg.Version(ctx, d.Name, n)
+	if registry.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, h := range listedSpecs(d, v) {
+		_, err := w.reg.Decision(ctx, d.Name, registry.RunID(h, v.Hash))
+		if err == nil {
+			continue
+		}
+		if !registry.IsNotFound(err) {
+			return false, err
+		}
+		if failed, err := w.failed(ctx, d, h, v); err != nil || !failed {
+			return false, err
 		}
 	}
-	return ids, nil
+	return true, nil
+}
+
+// failed is true when the train worker recorded that spec h cannot be
+// trained on v.
+func (w *Worker) failed(ctx context.Context, d *dataset.Definition, h string, v registry.Version) (bool, error) {
+	_, err := w.bucket.Stat(ctx, workers.FailedRunKey(d.Name, registry.RunID(h, v.Hash)))
+	if errors.Is(err, blob.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func runIDsOf(runs []registry.Run) []string {
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+	}
+	return ids
 }
 
 // listedSpecs are the hashes of the specs v was cut with that the

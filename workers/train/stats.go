@@ -30,7 +30,7 @@ func (w *Worker) HandleBlobWritten(ctx context.Context, e *events.BlobWritten) e
 	if !stats.Needed(d) {
 		return nil // no spec is fitted from statistics
 	}
-	if !strings.HasPrefix(e.Blob, "datasets/"+d.Name+"/rows/") || !strings.HasSuffix(e.Blob, ".csv") {
+	if !isRowsBlob(d, e.Blob) {
 		return bus.Permanent(fmt.Errorf("blob %q is not a rows blob of %s", e.Blob, d.Name))
 	}
 	start := time.Now()
@@ -46,6 +46,13 @@ func (w *Worker) HandleBlobWritten(ctx context.Context, e *events.BlobWritten) e
 	w.log.Info("blob statistics ready", "dataset", d.Name, "version", e.Version, "blob", e.Blob, "position", e.Position,
 		"rows", e.Rows, "duration", time.Since(start), "correlation_id", e.CorrelationID)
 	return nil
+}
+
+// isRowsBlob: a version's rows blobs are its staged chunks (an upload with
+// no duplicate, taken as it was staged) or blobs the cut wrote.
+func isRowsBlob(d *dataset.Definition, name string) bool {
+	return strings.HasSuffix(name, ".csv") &&
+		(strings.HasPrefix(name, "datasets/"+d.Name+"/rows/") || strings.HasPrefix(name, "staged/"+d.Name+"/"))
 }
 
 // fitsFromStats: least squares is a function of sufficient statistics, so

@@ -32,7 +32,7 @@ func (discard) Publish(context.Context, events.Event) error { return nil }
 // BenchmarkCut cuts the first version of a dataset from one staged file:
 // deduplication, the rows blob, its index and its hash.
 func BenchmarkCut(b *testing.B) {
-	for _, rows := range []int{100_000} {
+	for _, rows := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprint(rows), func(b *testing.B) {
 			ctx := context.Background()
 			raw, err := os.ReadFile("../../schemas/datasets/housing.json")
@@ -122,6 +122,103 @@ func BenchmarkCut(b *testing.B) {
 				if v, err := reg.LatestVersion(ctx, "housing"); err != nil || v.Rows != rows {
 					b.Fatal(v.Rows, err)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkCutOnto cuts a 5,000-row upload onto a version of N rows: the
+// part of freshness that can grow with the dataset (the new rows are
+// checked against the sorted index of every blob before them).
+func BenchmarkCutOnto(b *testing.B) {
+	for _, base := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("rows=%d", base), func(b *testing.B) {
+			ctx := context.Background()
+			raw, err := os.ReadFile("../../schemas/datasets/housing.json")
+			if err != nil {
+				b.Fatal(err)
+			}
+			def, err := dataset.Parse(raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			catalog, err := dataset.NewCatalog(def)
+			if err != nil {
+				b.Fatal(err)
+			}
+			quiet := slog.New(slog.DiscardHandler)
+			bucket, err := local.New(b.TempDir(), "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			reg := registry.New(memory.New())
+			deps := workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{}, Logger: quiet, Metrics: prometheus.NewRegistry()}
+			pre, err := preprocess.New(preprocess.Config{Deps: deps})
+			if err != nil {
+				b.Fatal(err)
+			}
+			stageFile := func(name string, seed int64, rows int) {
+				var data bytes.Buffer
+				if err := (synth.Housing{Seed: seed}).Write(&data, rows); err != nil {
+					b.Fatal(err)
+				}
+				obj, err := bucket.Write(ctx, events.IncomingPrefix+"housing/"+name, blob.CreateOnly, func(w io.Writer) error {
+					_, err := w.Write(data.Bytes())
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := pre.HandleObject(ctx, events.NewObjectFinalized(obj.Bucket, obj.Name, obj.Generation, obj.Size, obj.Updated)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			stageFile("base.csv", 1, base)
+			deps.Metrics = prometheus.NewRegistry()
+			w, err := version.New(deps)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := w.Cut(ctx, "housing", ""); err != nil {
+				b.Fatal(err)
+			}
+			v1, err := reg.LatestVersion(ctx, "housing")
+			if err != nil || v1.Rows != base {
+				b.Fatal(v1.Rows, err)
+			}
+			time.Sleep(time.Millisecond) // the upload's time orders it after the base
+			stageFile("fresh.csv", 2, 5_000)
+			ingests, err := reg.Ingests(ctx, "housing")
+			if err != nil || len(ingests) != 2 {
+				b.Fatal(ingests, err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				fresh := registry.New(memory.New())
+				for _, in := range ingests {
+					if err := fresh.RecordIngest(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := fresh.AddVersion(ctx, v1); err != nil {
+					b.Fatal(err)
+				}
+				deps.Registry, deps.Metrics = fresh, prometheus.NewRegistry()
+				w, err := version.New(deps)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if err := w.Cut(ctx, "housing", ""); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if v, err := fresh.LatestVersion(ctx, "housing"); err != nil || v.Number != 2 || v.NewRows+v.Duplicate != 5_000 {
+					b.Fatal(v, err)
+				}
+				b.StartTimer()
 			}
 		})
 	}

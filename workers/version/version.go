@@ -304,13 +304,19 @@ func (w *Worker) watermark(ctx context.Context, d *dataset.Definition, ledger []
 	return mark, nil
 }
 
-// build writes the version's new rows as one blob and describes the
-// version. A row already in the parent version, or earlier in the batch (in
-// source order, then file order), is a duplicate and is dropped here: this
-// worker is the one place that sees every source in order, so deduplication
-// costs no per-row record in the store, and its result depends only on the
+// build describes the version and makes sure its new rows are one blob. A
+// row already in the parent version, or earlier in the batch (in source
+// order, then file order), is a duplicate and is dropped here: this worker
+// is the one place that sees every source in order, so deduplication costs
+// no per-row record in the store, and its result depends only on the
 // sources. Each rows blob has a sorted index of its row hashes beside it
 // (rowIndexName) that later cuts check against.
+//
+// The chunks are read once to find the duplicates. A batch of one chunk
+// with none (an upload, most of the time) takes the chunk itself as its
+// rows blob: it is immutable, in the same format, and holds exactly the
+// new rows, so copying it would only write the same bytes again. Otherwise
+// the rows taken are copied into a new blob, named by its inputs.
 func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent registry.Version, batch []registry.Ingest) (registry.Version, error) {
 	ids := make([]string, len(batch))
 	v := registry.Version{
@@ -327,62 +333,41 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	for _, m := range d.Models {
 		v.Specs = append(v.Specs, m.Hash())
 	}
-	dup, err := w.duplicates(ctx, d, parent, batch)
+	scan, err := w.scan(ctx, d, parent, batch)
 	if err != nil {
 		return v, err
 	}
-	// Named by its inputs, so a retry or a racing worker writes the same
-	// object; its content hash goes into the version hash.
-	inputs := sha256.Sum256([]byte(parent.Hash + "\n" + strings.Join(ids, "\n")))
-	name := fmt.Sprintf("datasets/%s/rows/%s.csv", d.Name, hex.EncodeToString(inputs[:12]))
-	var taken batchRows
-	var contentHash string
-	_, err = w.bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
-		sum := sha256.New() // the content hash, without reading the blob back
-		bw := bufio.NewWriterSize(io.MultiWriter(out, sum), 256<<10)
-		if _, err := bw.Write(d.HeaderRecord()); err != nil {
-			return err
+	var (
+		name        string
+		contentHash string
+		taken       batchRows
+	)
+	if len(batch) == 1 && !scan.dup.any() {
+		name, contentHash = batch[0].Chunk, scan.chunkHashes[0]
+		taken = batchRows{sources: []registry.VersionSource{{IngestID: batch[0].ID, Source: batch[0].Source, Rows: scan.rows}},
+			rows: scan.rows, test: scan.test}
+	} else {
+		name, contentHash, taken, err = w.copyRows(ctx, d, parent, batch, ids, scan.dup)
+		if err != nil && !errors.Is(err, errNoNewRows) {
+			return v, err
 		}
-		if taken, err = w.take(ctx, d, batch, dup, bw); err != nil {
-			return err
-		}
-		if len(taken.hashes) == 0 {
-			return errNoNewRows
-		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		contentHash = hex.EncodeToString(sum.Sum(nil))
-		return nil
-	})
-	if errors.Is(err, blob.ErrExists) {
-		// An earlier attempt wrote the same blob: count without writing.
-		taken, err = w.take(ctx, d, batch, dup, nil)
 	}
 	v.Sources = taken.sources
 	for _, src := range taken.sources {
 		v.NewRows += src.Rows
 		v.Duplicate += src.Duplicate
 	}
-	switch {
-	case errors.Is(err, errNoNewRows):
+	if taken.rows == 0 {
 		// Every row was in the dataset already: no version (cutOne records
 		// the batch as duplicates of the parent instead).
 		v.Hash = parent.Hash
 		return v, nil
-	case err != nil:
-		return v, fmt.Errorf("write %s: %w", name, err)
 	}
 	v.Rows += v.NewRows
 	v.TestRows += taken.test
 	v.TrainRows = v.Rows - v.TestRows
-	if err := w.writeRowIndex(ctx, rowIndexName(name), taken.hashes); err != nil {
+	if err := w.writeRowIndex(ctx, rowIndexName(name), scan.newRows()); err != nil {
 		return v, err
-	}
-	if contentHash == "" { // written by an earlier attempt
-		if contentHash, err = w.hashBlob(ctx, name); err != nil {
-			return v, err
-		}
 	}
 	whole := sha256.Sum256([]byte(parent.Hash + ":" + contentHash))
 	v.Hash = hex.EncodeToString(whole[:])
@@ -395,11 +380,54 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 
 var errNoNewRows = errors.New("no new rows")
 
+// copyRows writes the rows of the batch that are not duplicates into a new
+// blob, and returns its name and its content hash. Named by its inputs, so
+// a retry or a racing worker writes the same object. errNoNewRows: every
+// row was a duplicate.
+func (w *Worker) copyRows(ctx context.Context, d *dataset.Definition, parent registry.Version, batch []registry.Ingest, ids []string, dup bitset) (string, string, batchRows, error) {
+	inputs := sha256.Sum256([]byte(parent.Hash + "\n" + strings.Join(ids, "\n")))
+	name := fmt.Sprintf("datasets/%s/rows/%s.csv", d.Name, hex.EncodeToString(inputs[:12]))
+	var taken batchRows
+	var contentHash string
+	_, err := w.bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
+		sum := sha256.New() // the content hash, without reading the blob back
+		bw := bufio.NewWriterSize(io.MultiWriter(out, sum), 256<<10)
+		if _, err := bw.Write(d.HeaderRecord()); err != nil {
+			return err
+		}
+		var err error
+		if taken, err = w.take(ctx, d, batch, dup, bw); err != nil {
+			return err
+		}
+		if taken.rows == 0 {
+			return errNoNewRows
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		contentHash = hex.EncodeToString(sum.Sum(nil))
+		return nil
+	})
+	if errors.Is(err, blob.ErrExists) {
+		// An earlier attempt wrote the same blob: count without writing.
+		if taken, err = w.take(ctx, d, batch, dup, nil); err == nil {
+			contentHash, err = w.hashBlob(ctx, name)
+		}
+	}
+	switch {
+	case errors.Is(err, errNoNewRows):
+		return name, "", taken, err
+	case err != nil:
+		return name, "", taken, fmt.Errorf("write %s: %w", name, err)
+	}
+	return name, contentHash, taken, nil
+}
+
 // batchRows is what a batch adds to a version.
 type batchRows struct {
 	sources []registry.VersionSource
-	hashes  []dataset.RowHash // of the rows taken, in order
-	test    int               // rows taken in the test split
+	rows    int // rows taken
+	test    int // of which in the test split
 }
 
 // take reads the batch's chunks in order and copies the rows that are not
@@ -416,10 +444,10 @@ func (w *Worker) take(ctx context.Context, d *dataset.Definition, batch []regist
 				return nil
 			}
 			src.Rows++
+			b.rows++
 			if test {
 				b.test++
 			}
-			b.hashes = append(b.hashes, h)
 			if out == nil {
 				return nil
 			}

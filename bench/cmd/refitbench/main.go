@@ -3,6 +3,7 @@
 //	refitbench suite [-quick] [-out .bench]   everything, results in -out
 //	refitbench load -url U -batch N ...       one load run, a JSON result on stdout
 //	refitbench bare -addr A                   baseline A: the bare net/http handler
+//	refitbench trainstep -data D -from F      one train step in its own process (trainmem)
 //
 // The suite starts each server and each load generator as its own process,
 // pinned to different CPUs with taskset when there are two or more.
@@ -76,19 +77,27 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return nil
+	case "trainstep":
+		data := fs.String("data", "", "a refit run data folder holding one version of housing")
+		from := fs.String("from", "statistics", "statistics or rows")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return runTrainStep(ctx, *data, *from)
 	case "suite":
 		var cfg suiteConfig
 		fs.StringVar(&cfg.out, "out", ".bench", "results folder")
 		fs.BoolVar(&cfg.quick, "quick", false, "short runs (a smoke test of the suite, not figures)")
-		fs.StringVar(&cfg.only, "only", "", "comma list of workloads: serving,swap,freshness,throughput (default all)")
+		fs.StringVar(&cfg.only, "only", "", "comma list of workloads: serving,swap,freshness,throughput,trainmem (default all)")
 		fs.StringVar(&cfg.python, "python", "/usr/bin/python3", "Python with flask, gunicorn, sklearn, pandas (Debian's)")
 		fs.StringVar(&cfg.rev, "rev", "", "build refit from this git revision (default: the working tree)")
 		fs.StringVar(&cfg.sizes, "sizes", "10000,100000,1000000", "throughput: rows per generated file, comma separated")
+		fs.StringVar(&cfg.freshSizes, "fresh-sizes", "10000,100000,1000000", "freshness curve: rows already versioned, comma separated")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		return suite(ctx, cfg)
 	default:
-		return fmt.Errorf("unknown command %q: want suite, load or bare", args[0])
+		return fmt.Errorf("unknown command %q: want suite, load, bare or trainstep", args[0])
 	}
 }

@@ -98,13 +98,16 @@ func (p *proc) stop() {
 }
 
 // peakRSS reads the process's high-water resident set (VmHWM), in MiB.
-func (p *proc) peakRSS() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+func (p *proc) peakRSS() float64 { return procStatusMB(p.cmd.Process.Pid, "VmHWM:") }
+
+// procStatusMB reads a kB field of /proc/<pid>/status (VmHWM:, VmRSS:) in MiB.
+func procStatusMB(pid int, field string) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024
 		}

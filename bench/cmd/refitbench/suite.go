@@ -19,6 +19,8 @@ type suiteConfig struct {
 	python string
 	rev    string
 	sizes  string // throughput file sizes, comma separated
+	// freshSizes are the dataset sizes of the freshness curve.
+	freshSizes string
 }
 
 type suiteState struct {
@@ -64,7 +66,7 @@ func suite(ctx context.Context, cfg suiteConfig) error {
 		name string
 		run  func(context.Context) error
 	}{
-		{"serving", s.serving}, {"swap", s.swap}, {"freshness", s.freshness}, {"throughput", s.throughput},
+		{"serving", s.serving}, {"swap", s.swap}, {"freshness", s.freshness}, {"throughput", s.throughput}, {"trainmem", s.trainMem},
 	}
 	for _, st := range steps {
 		if !s.wants(st.name) {

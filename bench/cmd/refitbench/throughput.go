@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,9 +18,11 @@ import (
 type throughput1 struct {
 	Rows      int     `json:"rows"`
 	Accepted  int     `json:"accepted"`
-	Seconds   float64 `json:"seconds"` // upload start → last run recorded (ingest + version + train, both specs)
+	Seconds   float64 `json:"seconds"` // upload start → both runs decided (ingest + version + train + decide, both specs)
 	RowsPerS  float64 `json:"rows_per_s"`
 	PeakRSSMB float64 `json:"peak_rss_mb"`
+	// Steps from the records' timestamps, in seconds from the upload's start.
+	StagedS, VersionS, TrainedS, DecidedS float64
 	// The pandas + scikit-learn script on the same file.
 	Pandas map[string]float64 `json:"pandas,omitempty"`
 }
@@ -67,9 +68,9 @@ func (s *suiteState) throughput(ctx context.Context) error {
 		_ = os.Remove(path)
 	}
 	r := s.report
-	r.printf("## Throughput: ingest + version + train\n\nOne generated file per size uploaded to a fresh `refit run`, timed from the start of the upload to the last run recorded (both specs trained); peak RSS is the process's VmHWM. Baseline: `bench/flask/train.py` (pandas + scikit-learn: read, coerce, hash strings into 10 features each, 0.7 split, fit, score) on the same file. One run each, neither pinned: both batch jobs get the whole machine (%d CPUs).\n\n", numCPU())
-	r.printf("Median of %d runs each, range in brackets.\n\n", reps)
-	r.printf("| rows | refit s | refit rows/s | refit peak RSS MiB | pandas+sklearn s | pandas peak RSS MiB | pandas time / refit time |\n|---|---|---|---|---|---|---|\n")
+	r.printf("## Throughput: ingest + version + train + decide\n\nOne generated file per size uploaded to a fresh `refit run`, timed from the start of the upload to both runs decided (both specs trained, scored and compared with the champion); peak RSS is the process's VmHWM. Baseline: `bench/flask/train.py` (pandas + scikit-learn: read, coerce, hash strings into 10 features each, 0.7 split, fit, score) on the same file. Both get the same CPUs (`taskset -c %s`), run alternately.\n\n", batchCPUs)
+	r.printf("Median of %d runs each, range in brackets; the steps are medians of the records' timestamps, in seconds from the upload's start.\n\n", reps)
+	r.printf("| rows | refit s | refit rows/s | refit peak RSS MiB | pandas+sklearn s | pandas peak RSS MiB | pandas time / refit time | staged | versioned | trained | decided |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, runs := range all {
 		pick := func(f func(throughput1) float64) []float64 {
 			var xs []float64
@@ -96,18 +97,23 @@ func (s *suiteState) throughput(ctx context.Context) error {
 			ratio = fmt.Sprintf("%.2f (%.2f–%.2f)", rs.Median, rs.Min, rs.Max)
 		}
 		n := runs[0].Rows
-		r.printf("| %d | %s | %s | %s | %s | %s | %s |\n", n, statOf(refitS), fmtNum(float64(n)/statOf(refitS).Median),
-			fmtNum(statOf(pick(func(t throughput1) float64 { return t.PeakRSSMB })).Median), ps, prss, ratio)
+		step := func(f func(throughput1) float64) string { return fmt.Sprintf("%.2f", statOf(pick(f)).Median) }
+		r.printf("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n, statOf(refitS), fmtNum(float64(n)/statOf(refitS).Median),
+			fmtNum(statOf(pick(func(t throughput1) float64 { return t.PeakRSSMB })).Median), ps, prss, ratio,
+			step(func(t throughput1) float64 { return t.StagedS }), step(func(t throughput1) float64 { return t.VersionS }),
+			step(func(t throughput1) float64 { return t.TrainedS }), step(func(t throughput1) float64 { return t.DecidedS }))
 	}
 	r.printf("\n")
 	r.Raw["throughput"] = all
 	return nil
 }
 
+// batchCPUs are the CPUs both batch jobs, refit and pandas, run on.
+const batchCPUs = "0,1"
+
 // throughputOnce times refit, then pandas, on one file.
 func (s *suiteState) throughputOnce(ctx context.Context, n int, path string, csv []byte) (throughput1, error) {
-	// A batch job gets the whole machine, like the pandas baseline.
-	p, err := s.refitProcOn(ctx, fmt.Sprintf("throughput-%d", n), "")
+	p, err := s.refitProcOn(ctx, fmt.Sprintf("throughput-%d", n), batchCPUs)
 	if err != nil {
 		return throughput1{}, err
 	}
@@ -115,14 +121,19 @@ func (s *suiteState) throughputOnce(ctx context.Context, n int, path string, csv
 	t0 := time.Now()
 	c := client.New(p.url)
 	_, err = c.Upload(ctx, "housing", "big.csv", bytes.NewReader(csv), int64(len(csv)))
+	var h client.History
 	if err == nil {
-		err = bench.WaitRuns(ctx, c, 1, 2, 30*time.Minute)
+		h, err = bench.WaitDecided(ctx, c, 1, 2, 30*time.Minute)
 	}
 	t.Seconds = time.Since(t0).Seconds()
 	t.PeakRSSMB = p.peakRSS()
 	var ds client.Dataset
+	var runs client.RunsPage
 	if err == nil {
 		ds, err = c.Dataset(ctx, "housing")
+	}
+	if err == nil {
+		runs, err = c.Runs(ctx, "housing", client.RunsQuery{Version: 1, Limit: 100})
 	}
 	p.stop()
 	if err != nil {
@@ -130,9 +141,21 @@ func (s *suiteState) throughputOnce(ctx context.Context, n int, path string, csv
 	}
 	for _, in := range ds.Ingests {
 		t.Accepted += in.Accepted
+		t.StagedS = max(t.StagedS, in.StagedAt.Sub(t0).Seconds())
+	}
+	for _, v := range ds.Versions {
+		if v.Number == 1 {
+			t.VersionS = v.CreatedAt.Sub(t0).Seconds()
+		}
+	}
+	for _, r := range runs.Runs {
+		t.TrainedS = max(t.TrainedS, r.CreatedAt.Sub(t0).Seconds())
+	}
+	for _, d := range h.Decisions {
+		t.DecidedS = max(t.DecidedS, d.DecidedAt.Sub(t0).Seconds())
 	}
 	t.RowsPerS = float64(n) / t.Seconds
-	py := exec.CommandContext(ctx, s.cfg.python, "bench/flask/train.py", path)
+	py := pinned(batchCPUs, s.cfg.python, "bench/flask/train.py", path)
 	py.Stderr = os.Stderr
 	if out, err := py.Output(); err != nil {
 		s.report.note("pandas baseline on %d rows: %v", n, err)
