@@ -60,7 +60,7 @@ func TestCLIPredictsAndScoresAClassifier(t *testing.T) {
 	out, err := p.cli("", "upload", train, "--dataset", "reviews", "--wait")
 	require.NoError(t, err, out)
 	require.Regexp(t, `version 1 logistic-(tfidf|hashed): promoted: `, out)
-	p.eventually("the classifier served", func() bool { m, err := api.Model(ctx, "reviews"); return err == nil && m.Ready })
+	require.Regexp(t, `serving [0-9a-f]{16} \(logistic-(tfidf|hashed), version 1\), promotion #1`, out, "--wait returns once the gateway serves it")
 
 	// Records with quoted commas, doubled quotes, line breaks, markup and
 	// non-ASCII text: one instance each.

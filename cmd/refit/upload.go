@@ -19,8 +19,8 @@ import (
 
 const uploadHelp = `refit upload sends CSV files to a dataset through the gateway, with a
 progress line, then tells what became of each file (accepted, rejected,
-duplicate). With --wait it waits for the version holding the rows and the
-promotion decision on it.
+duplicate). With --wait it waits for the version holding the rows, the
+promotion decision on it and the gateway serving the champion.
 
 Example:
   refit upload houses.csv more.csv --dataset housing
@@ -37,7 +37,7 @@ func uploadCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fs := newFlagSet("upload", uploadHelp, stderr)
 	ds := fs.String("dataset", "", "dataset to upload to (required)")
 	server := fs.String("server", "", serverFlagHelp)
-	wait := fs.Bool("wait", false, "wait for the version holding the rows and the promotion decision")
+	wait := fs.Bool("wait", false, "wait for the version holding the rows, the promotion decision and the gateway serving the champion")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the pipeline")
 	files, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -235,12 +235,37 @@ func waitDecision(ctx context.Context, c *client.Client, info client.Dataset, do
 			for _, l := range lines {
 				fmt.Fprintln(stdout, l)
 			}
-			return nil
+			return waitServed(ctx, c, info.Name, hist, stdout)
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for the decision on version %d: %w", version, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// waitServed waits until the gateway serves the latest promotion, so that
+// a predict right after `upload --wait` meets the new model (the
+// gateway loads it on model.promoted, a moment after the decision).
+func waitServed(ctx context.Context, c *client.Client, ds string, hist client.History, stdout io.Writer) error {
+	if len(hist.Promotions) == 0 {
+		return nil
+	}
+	latest := hist.Promotions[len(hist.Promotions)-1]
+	for {
+		m, err := c.Model(ctx, ds)
+		if err != nil {
+			return err
+		}
+		if m.Model != nil && m.Model.Sequence >= latest.Sequence {
+			fmt.Fprintf(stdout, "serving %s (%s, version %d), promotion #%d\n", m.Model.ID, m.Model.Spec, m.Model.DatasetVersion, m.Model.Sequence)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the gateway to serve promotion #%d: %w", latest.Sequence, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

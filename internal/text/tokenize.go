@@ -8,6 +8,7 @@
 package text
 
 import (
+	"slices"
 	"unicode"
 	"unicode/utf8"
 )
@@ -63,36 +64,91 @@ func (t *tokens) len() int { return len(t.start) }
 // gram is the n-gram of the n tokens from i.
 func (t *tokens) gram(i, n int) []byte { return t.buf[t.start[i]:t.end[i+n-1]] }
 
+// asciiWord maps an ASCII byte to itself lower-cased when it belongs to a
+// token (isWord) and to 0 when it separates tokens: one load instead of
+// isWord and lower for the bytes most text is made of. Bytes >= 0x80
+// (UTF-8 sequences, the Unicode path) map to 0 as well; 256 entries so
+// that a byte index needs no bounds check.
+const asciiWord = "" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"0123456789\x00\x00\x00\x00\x00\x00" +
+	"\x00abcdefghijklmno" +
+	"pqrstuvwxyz\x00\x00\x00\x00_" +
+	"\x00abcdefghijklmno" +
+	"pqrstuvwxyz\x00\x00\x00\x00\x00" +
+	nonASCII
+
+// nonASCII is the 128 zeros of asciiWord's upper half.
+const nonASCII = "" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+
+func (t *tokens) closeToken(begin, base int) {
+	if base >= MinTokenRunes {
+		t.start = append(t.start, begin)
+		t.end = append(t.end, len(t.buf))
+		t.buf = append(t.buf, ' ')
+	} else {
+		t.buf = t.buf[:begin]
+	}
+}
+
 // split tokenises doc into t, reusing its storage. Invalid UTF-8 bytes
 // separate tokens (the dataset layer rejects invalid text before it gets
-// here).
+// here). Runs of ASCII word bytes are copied and lower-cased as a block;
+// other runes take the Unicode path; both follow the same rules.
 func (t *tokens) split(doc string) {
 	t.reset()
 	in := false // inside a run
 	runes, base := 0, 0
 	begin := 0
-	closeTok := func() {
-		if base >= MinTokenRunes {
-			t.start = append(t.start, begin)
-			t.end = append(t.end, len(t.buf))
-			t.buf = append(t.buf, ' ')
-		} else {
-			t.buf = t.buf[:begin]
-		}
-		in = false
-	}
 	for i := 0; i < len(doc); {
-		r, size := rune(doc[i]), 1
-		if r >= utf8.RuneSelf {
-			r, size = utf8.DecodeRuneInString(doc[i:])
-			if r == utf8.RuneError && size == 1 {
-				r = ' '
+		if c := doc[i]; c < utf8.RuneSelf {
+			if asciiWord[c] == 0 {
+				i++
+				if in {
+					t.closeToken(begin, base)
+					in = false
+				}
+				continue
 			}
+			if !in {
+				in, runes, base, begin = true, 0, 0, len(t.buf)
+			}
+			// Copy and lower-case the run in one scan, up to the cap.
+			room := MaxTokenRunes - runes
+			at := len(t.buf)
+			t.buf = slices.Grow(t.buf, room)
+			out := t.buf[at : at+room]
+			n := 0
+			for ; i < len(doc); i++ {
+				l := asciiWord[doc[i]]
+				if l == 0 {
+					break
+				}
+				if n < len(out) {
+					out[n] = l
+					n++
+				}
+			}
+			t.buf = t.buf[:at+n]
+			runes, base = runes+n, base+n
+			continue
 		}
+		r, size := utf8.DecodeRuneInString(doc[i:])
 		i += size
-		if !isWord(r) {
+		if r == utf8.RuneError && size == 1 || !isWord(r) {
 			if in {
-				closeTok()
+				t.closeToken(begin, base)
+				in = false
 			}
 			continue
 		}
@@ -103,19 +159,15 @@ func (t *tokens) split(doc string) {
 			continue
 		}
 		runes++
-		if r >= utf8.RuneSelf && unicode.IsMark(r) {
+		if unicode.IsMark(r) {
 			t.buf = utf8.AppendRune(t.buf, r)
 			continue
 		}
 		base++
-		if r < utf8.RuneSelf {
-			t.buf = append(t.buf, byte(lower(r)))
-		} else {
-			t.buf = utf8.AppendRune(t.buf, lower(r))
-		}
+		t.buf = utf8.AppendRune(t.buf, lower(r))
 	}
 	if in {
-		closeTok()
+		t.closeToken(begin, base)
 	}
 	if n := len(t.buf); n > 0 {
 		t.buf = t.buf[:n-1] // the last separator

@@ -1,9 +1,12 @@
 package text
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 func TestTokens(t *testing.T) {
@@ -70,5 +73,79 @@ func TestTokenizeAllocs(t *testing.T) {
 	tk.split(doc)
 	if n := testing.AllocsPerRun(100, func() { tk.split(doc) }); n != 0 {
 		t.Fatalf("%v allocations per document once the buffer has grown", n)
+	}
+}
+
+func TestASCIITableMatchesRules(t *testing.T) {
+	for c := rune(0); c < 256; c++ {
+		want := byte(0)
+		if c < utf8.RuneSelf && isWord(c) {
+			want = byte(lower(c))
+		}
+		if got := asciiWord[c]; got != want {
+			t.Errorf("asciiWord[%q] = %q, want %q", c, got, want)
+		}
+	}
+}
+
+// runeTokens is the tokeniser rune by rune, the rules as written: the
+// oracle for split's ASCII fast path.
+func runeTokens(doc string) []string {
+	var out []string
+	var cur []byte
+	in, runes, base := false, 0, 0
+	flush := func() {
+		if in && base >= MinTokenRunes {
+			out = append(out, string(cur))
+		}
+		in, cur = false, cur[:0]
+	}
+	for i := 0; i < len(doc); {
+		r, size := utf8.DecodeRuneInString(doc[i:])
+		i += size
+		if r == utf8.RuneError && size == 1 || !isWord(r) {
+			flush()
+			continue
+		}
+		if !in {
+			in, runes, base = true, 0, 0
+		}
+		if runes == MaxTokenRunes {
+			continue
+		}
+		runes++
+		if r >= utf8.RuneSelf && unicode.IsMark(r) {
+			cur = utf8.AppendRune(cur, r)
+			continue
+		}
+		base++
+		cur = utf8.AppendRune(cur, lower(r))
+	}
+	flush()
+	return out
+}
+
+func TestSplitMatchesRuneByRune(t *testing.T) {
+	// Pieces that meet at every kind of boundary: ASCII runs, capitals,
+	// marks, non-ASCII letters, separators, invalid bytes, long runs.
+	pieces := []string{"a", "B", "zz", "Q9", "_", " ", ",", "'", "\n", "é", "É", "e\u0301", "\u0301", "ß", "İ",
+		"Ω", "最悪", "👍", "٣", "²", "\xff", "\xe2\x82", strings.Repeat("x", 63), strings.Repeat("Y", 65), strings.Repeat("é", 40)}
+	r := rand.New(rand.NewPCG(1, 2))
+	var b strings.Builder
+	var tk tokens
+	for range 20000 {
+		b.Reset()
+		for range r.IntN(12) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		doc := b.String()
+		tk.split(doc)
+		got := make([]string, tk.len())
+		for i := range got {
+			got[i] = string(tk.gram(i, 1))
+		}
+		if want := runeTokens(doc); !slices.Equal(got, want) {
+			t.Fatalf("split(%q) = %q, rune by rune %q", doc, got, want)
+		}
 	}
 }

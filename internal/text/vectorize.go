@@ -183,8 +183,8 @@ func (v *Vectorizer) prepare() error {
 
 // Buffer is the per-goroutine scratch of Encode and Learner.Observe.
 type Buffer struct {
-	tok  tokens
-	keys []int32
+	tok           tokens
+	keys, scratch []int32
 	// Idx and Val are the last encoded row.
 	Idx []int32
 	Val []float64
@@ -219,7 +219,7 @@ func (v *Vectorizer) Encode(doc string, b *Buffer) ([]int32, []float64) {
 			}
 		}
 	}
-	slices.Sort(b.keys)
+	b.scratch = sortKeys(b.keys, b.scratch, v.Width())
 	b.Idx, b.Val = b.Idx[:0], b.Val[:0]
 	for i := 0; i < len(b.keys); {
 		j := i + 1
@@ -238,7 +238,10 @@ func (v *Vectorizer) Encode(doc string, b *Buffer) ([]int32, []float64) {
 	case TFIDF:
 		ss := 0.0
 		for i, tf := range b.Val {
-			w := (1 + math.Log(tf)) * v.IDF[b.Idx[i]]
+			w := v.IDF[b.Idx[i]] // tf = 1, the usual case: 1 + ln 1 = 1 exactly
+			if tf > 1 {
+				w = (1 + math.Log(tf)) * w
+			}
 			b.Val[i] = w
 			ss += w * w
 		}
@@ -250,6 +253,48 @@ func (v *Vectorizer) Encode(doc string, b *Buffer) ([]int32, []float64) {
 		}
 	}
 	return b.Idx, b.Val
+}
+
+// sortKeys sorts a row's feature keys (0 <= key < width) using scratch,
+// which it may grow and returns: by insertion when short, else by bytes
+// (least significant first). Comparison sorts mispredict about every
+// other branch on these keys, and long rows made most of the sorting
+// time; a byte pass has no data-dependent branch.
+func sortKeys(k, scratch []int32, width int) []int32 {
+	if len(k) <= 32 {
+		for i := 1; i < len(k); i++ {
+			v := k[i]
+			j := i
+			for ; j > 0 && k[j-1] > v; j-- {
+				k[j] = k[j-1]
+			}
+			k[j] = v
+		}
+		return scratch
+	}
+	scratch = slices.Grow(scratch[:0], len(k))[:len(k)]
+	src, dst := k, scratch
+	for shift := 0; shift < 31 && (width-1)>>shift > 0; shift += 8 {
+		var count [256]int32
+		for _, v := range src {
+			count[uint8(v>>shift)]++
+		}
+		sum := int32(0)
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for _, v := range src {
+			d := uint8(v >> shift)
+			dst[count[d]] = v
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &k[0] {
+		copy(k, src)
+	}
+	return scratch
 }
 
 // Remap gives, for each feature of v, the feature of old with the same

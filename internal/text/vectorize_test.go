@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -314,5 +315,24 @@ func TestLearnerNGramsBoundsNonZeros(t *testing.T) {
 	}
 	if nnz > l.NGrams() || nnz != 12 { // "aa" twice in one document
 		t.Fatalf("%d non-zeros for %d n-grams", nnz, l.NGrams())
+	}
+}
+
+func TestSortKeys(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var scratch []int32
+	for _, width := range []int{1, 7, 256, 257, 6000, 1 << 16, 1<<16 + 1, MaxBuckets} {
+		for _, n := range []int{0, 1, 2, 31, 32, 33, 100, 1000} {
+			k := make([]int32, n)
+			for i := range k {
+				k[i] = int32(r.IntN(width))
+			}
+			want := slices.Clone(k)
+			slices.Sort(want)
+			scratch = sortKeys(k, scratch, width)
+			if !slices.Equal(k, want) {
+				t.Fatalf("width %d, %d keys: %v, want %v", width, n, k, want)
+			}
+		}
 	}
 }
