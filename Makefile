@@ -15,9 +15,12 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 build:
 	$(GO) build -buildvcs=auto -ldflags "-X main.buildRevision=$(REVISION)" -o $(BIN) ./cmd/refit
 
-## test: the gate, then every test with the race detector (emulators started by the tests)
+## test: the gate, then every test with the race detector (emulators started by the tests);
+## deploy/ checks manifests, not concurrency, so it runs without -race (its
+## race build of client-go and KEDA's types was a third of a cold run)
 test: gate
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v '/deploy$$')
+	$(GO) test -count=1 -timeout 15m ./deploy/...
 
 ## test-short: the fast tests only
 test-short:
@@ -46,6 +49,7 @@ bench:
 	REFIT_BENCH_EMULATORS=1 $(GO) test -count=1 -timeout 20m -run TestFreshnessOnEmulators -v ./bench/ 2>&1 | tee .bench/freshness-emulators.txt | grep -A12 "freshness through\|SKIP\|FAIL" || true
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./internal/... ./gateway/... > .bench/micro.txt
 	$(GO) test -run '^$$' -bench 'ForecastAccuracy' -benchtime 1x ./internal/forecast/ | tee .bench/forecast.txt
+	sh bench/text/run.sh 100000 1000000 > .bench/text.jsonl 2> .bench/text-time.txt
 	$(GO) run $(BENCHSTAT) .bench/micro.txt | tee .bench/micro-benchstat.txt
 	$(GO) test -run '^$$' -bench 'Stage|Cut|TrainVersion|Decide|NewVersion' -benchmem -benchtime 1x -count 3 ./workers/... > .bench/workers.txt
 	$(GO) test -run '^$$' -bench 'WorkerHandlers' -benchtime 500x -count 3 ./workers/pipeline/ > .bench/workers-bus.txt

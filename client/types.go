@@ -72,15 +72,27 @@ type Source struct {
 // Ingest is what became of one source.
 type Ingest struct {
 	ID         string    `json:"id"`
+	Dataset    string    `json:"dataset"`
 	Source     Source    `json:"source"`
 	SourceTime time.Time `json:"source_time"`
 	Accepted   int       `json:"accepted"`
+	TestRows   int       `json:"test_rows"` // of the accepted
 	Rejected   int       `json:"rejected"`
-	Duplicate  int       `json:"duplicate"`
-	Status     string    `json:"status"`
-	Quarantine string    `json:"quarantine,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
-	StagedAt   time.Time `json:"staged_at"`
+	// RejectedLines are the physical lines the rejected records span (an
+	// unbalanced quote makes one record of many lines).
+	RejectedLines int    `json:"rejected_lines,omitempty"`
+	Duplicate     int    `json:"duplicate"`
+	Status        string `json:"status"`
+	Chunk         string `json:"chunk,omitempty"` // the staged rows' object
+	Quarantine    string `json:"quarantine,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	// IgnoredColumns are header columns the dataset does not define.
+	IgnoredColumns []string  `json:"ignored_columns,omitempty"`
+	StagedAt       time.Time `json:"staged_at"`
+	// FirstVersion is the first version holding the rows (0 until cut);
+	// DuplicateOf is set when every row was in that version already.
+	FirstVersion int `json:"first_version,omitempty"`
+	DuplicateOf  int `json:"duplicate_of,omitempty"`
 }
 
 // RowCounts add up a dataset's sources.
@@ -104,8 +116,11 @@ type Dataset struct {
 	StagedRows   int              `json:"staged_rows_waiting"`
 	Champion     *Promotion       `json:"champion"`
 	Rows         RowCounts        `json:"rows"`
-	Ingests      []Ingest         `json:"ingests"`
-	Columns      []Column         `json:"columns"`
+	// Ingests is one page, newest first; IngestsNext the next page's
+	// cursor (GET /v1/datasets/{d}?cursor=...), empty on the last.
+	Ingests     []Ingest `json:"ingests"`
+	IngestsNext string   `json:"ingests_next,omitempty"`
+	Columns     []Column `json:"columns"`
 }
 
 // Run is one model spec fitted on one dataset version.
@@ -118,12 +133,26 @@ type Run struct {
 	VersionHash string    `json:"version_hash"`
 	TrainRows   int       `json:"train_rows"`
 	Metrics     Metrics   `json:"metrics"`
+	Fit         *Fit      `json:"fit,omitempty"`
 	Artifact    string    `json:"artifact"`
 	ArtifactURI string    `json:"artifact_uri"`
 	Checksum    string    `json:"checksum"`
 	DurationMS  float64   `json:"duration_ms"`
 	CodeVersion string    `json:"code_version"`
 	CreatedAt   time.Time `json:"created_at"`
+	// FittedFrom is "statistics" (the version's sufficient statistics) or
+	// "rows".
+	FittedFrom string `json:"fitted_from,omitempty"`
+	// L2 is the ridge penalty a spec with "l2": "auto" chose.
+	L2 *float64 `json:"l2,omitempty"`
+}
+
+// Fit is how an iterative fit went (logistic runs).
+type Fit struct {
+	Iterations int  `json:"iterations"`
+	Converged  bool `json:"converged"`
+	// WarmStart is the run the fit started from ("" for a cold start).
+	WarmStart string `json:"warm_start,omitempty"`
 }
 
 // Duration is how long the fit took.
@@ -148,10 +177,13 @@ type RunsQuery struct {
 // promotions and lineage.
 type RunDetail struct {
 	Run
-	ArtifactError string    `json:"artifact_error,omitempty"`
-	Decision      *Standing `json:"decision"`
-	Promotions    []int64   `json:"promotions"`
-	Lineage       Lineage   `json:"lineage"`
+	// Params is the model spec the artifact was fitted from, as a dataset
+	// definition's "models" holds it (null when the artifact is unreadable).
+	Params        json.RawMessage `json:"params"`
+	ArtifactError string          `json:"artifact_error,omitempty"`
+	Decision      *Standing       `json:"decision"`
+	Promotions    []int64         `json:"promotions"`
+	Lineage       Lineage         `json:"lineage"`
 }
 
 // Decision statuses.
@@ -198,6 +230,7 @@ type Promotion struct {
 	Version       int       `json:"version"`
 	VersionHash   string    `json:"version_hash"`
 	ArtifactURI   string    `json:"artifact_uri"`
+	Artifact      string    `json:"artifact"`
 	Checksum      string    `json:"checksum"`
 	Metrics       Metrics   `json:"metrics"`
 	PreviousRunID string    `json:"previous_run_id,omitempty"`
@@ -296,6 +329,8 @@ type ObjectGeneration struct {
 	Quarantine   string     `json:"quarantine,omitempty"`
 	StagedAt     *time.Time `json:"staged_at,omitempty"`
 	FirstVersion *int       `json:"first_version"`
+	// DuplicateOf is set when every row was in that version already.
+	DuplicateOf *int `json:"duplicate_of,omitempty"`
 }
 
 // ObjectHistory is GET /v1/datasets/{d}/objects/{name}.

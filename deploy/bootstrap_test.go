@@ -87,7 +87,7 @@ func TestBootstrapIsIdempotentAndLeastPrivilege(t *testing.T) {
 		t.Errorf("subscriptions %v, the binary's bus uses %v", gotSubs, wantSubs)
 	}
 	for _, tp := range []string{events.TopicObjectFinalized, events.TopicCorrectionSubmitted, events.TopicRowsStaged,
-		events.TopicDatasetVersioned, events.TopicModelTrained, events.TopicModelPromoted, events.TopicDeadLetter} {
+		events.TopicDatasetVersioned, events.TopicBlobWritten, events.TopicModelTrained, events.TopicModelPromoted, events.TopicDeadLetter} {
 		if !slices.ContainsFunc(made, func(c string) bool { return strings.Contains(c+" ", "pubsub topics create "+topic(tp)+" ") }) {
 			t.Errorf("topic %s not created", topic(tp))
 		}

@@ -749,7 +749,7 @@ func TestKEDAScaling(t *testing.T) {
 		"refit-ml/preprocess": {sub("preprocess", events.TopicObjectFinalized), sub("preprocess", events.TopicCorrectionSubmitted)},
 		"refit-ml/version":    {sub("version", events.TopicRowsStaged)},
 		"refit-ml/promote":    {sub("promote", events.TopicModelTrained)},
-		"refit-ml/train":      {sub("train", events.TopicDatasetVersioned)},
+		"refit-ml/train":      {sub("train", events.TopicDatasetVersioned), sub("train", events.TopicBlobWritten)},
 		"refit-web/gateway":   nil,
 	}
 	seen := map[string]bool{}
@@ -844,7 +844,7 @@ func TestKEDAScaling(t *testing.T) {
 func allSubscriptions(sub func(group, topic string) string) []string {
 	return []string{
 		sub("preprocess", events.TopicObjectFinalized), sub("preprocess", events.TopicCorrectionSubmitted),
-		sub("version", events.TopicRowsStaged), sub("train", events.TopicDatasetVersioned),
+		sub("version", events.TopicRowsStaged), sub("train", events.TopicDatasetVersioned), sub("train", events.TopicBlobWritten),
 		sub("promote", events.TopicModelTrained), sub("dead-letters", events.TopicDeadLetter),
 	}
 }

@@ -14,6 +14,7 @@ const (
 	TopicCorrectionSubmitted = "correction.submitted"
 	TopicRowsStaged          = "rows.staged"
 	TopicDatasetVersioned    = "dataset.versioned"
+	TopicBlobWritten         = "blob.written"
 	TopicModelTrained        = "model.trained"
 	TopicModelPromoted       = "model.promoted"
 	// TopicDeadLetter receives messages that failed for good, with the
@@ -93,6 +94,28 @@ type DatasetVersioned struct {
 
 func (*DatasetVersioned) Topic() string { return TopicDatasetVersioned }
 func (*DatasetVersioned) Type() string  { return "dev.refit.dataset.versioned.v1" }
+
+// BlobWritten: the version worker wrote a rows blob for the version it is
+// cutting. A train replica computes the blob's sufficient statistics on
+// this message, one blob per message, so replicas share the work; a fit
+// that finds a blob's statistics missing computes them itself, so nothing
+// depends on this event arriving. Published before the version is
+// inserted: a racing worker that wins the number cuts the same blob.
+type BlobWritten struct {
+	Meta
+	// Version is the number the cut is claiming.
+	Version int `json:"version"`
+	// Blob is the object's name; Position its index in the version's blobs.
+	Blob     string `json:"blob"`
+	Position int    `json:"position"`
+	// Rows and Hash (SHA-256 of its bytes, hex) are what the blob holds,
+	// as the version will record them: a reader checks them while it reads.
+	Rows int    `json:"rows"`
+	Hash string `json:"hash"`
+}
+
+func (*BlobWritten) Topic() string { return TopicBlobWritten }
+func (*BlobWritten) Type() string  { return "dev.refit.blob.written.v1" }
 
 // ModelTrained: a model spec was fitted on a dataset version.
 type ModelTrained struct {

@@ -58,6 +58,8 @@ func examples() map[string]events.Event {
 		"model.promoted": &events.ModelPromoted{Meta: meta("housing/promotion/1"), Sequence: 1, ModelID: "0123456789abcdef", Spec: "linear",
 			ArtifactURI: "file:///x", Checksum: "sha256:" + hash64, DatasetVersion: 1, DatasetHash: hash64, Metrics: m, Actor: "auto", Reason: "first model", PromotedAt: now},
 		"object.finalized": events.NewObjectFinalized("refit", "incoming/housing/a.csv", 42, 100, now),
+		"blob.written": &events.BlobWritten{Meta: meta("datasets/housing/rows/0123456789abcdef01234567.csv"), Version: 2,
+			Blob: "datasets/housing/rows/0123456789abcdef01234567.csv", Position: 1, Rows: 5, Hash: hash64},
 	}
 }
 
@@ -90,6 +92,8 @@ func TestSchemasRejectBrokenEvents(t *testing.T) {
 		{"bad dataset name", "rows.staged", `{"id":"a","dataset":"Housing!","time":"2026-11-23T10:00:00Z","correlation_id":"c","ingest_id":"0123456789abcdef","source":"s","accepted":1,"rejected":0,"duplicate":0}`},
 		{"negative rows", "dataset.versioned", `{"id":"a","dataset":"housing","time":"2026-11-23T10:00:00Z","correlation_id":"c","version":1,"hash":"` + hash64 + `","parent":0,"rows":-1,"train_rows":0,"test_rows":0}`},
 		{"generation as number", "object.finalized", `{"bucket":"refit","name":"incoming/housing/a.csv","generation":42,"size":"1"}`},
+		{"blob outside the rows folder", "blob.written", `{"id":"a","dataset":"housing","time":"2026-11-23T10:00:00Z","correlation_id":"c","version":1,"blob":"incoming/housing/a.csv","position":0,"rows":1,"hash":"` + hash64 + `"}`},
+		{"negative position", "blob.written", `{"id":"a","dataset":"housing","time":"2026-11-23T10:00:00Z","correlation_id":"c","version":1,"blob":"datasets/housing/rows/a.csv","position":-1,"rows":1,"hash":"` + hash64 + `"}`},
 		{"bad time", "correction.submitted", `{"id":"a","dataset":"housing","time":"yesterday","correlation_id":"c","correction_id":"x"}`},
 	}
 	for _, tt := range tests {
@@ -108,6 +112,7 @@ func TestRoundTrip(t *testing.T) {
 				"correction.submitted": &events.CorrectionSubmitted{}, "rows.staged": &events.RowsStaged{},
 				"dataset.versioned": &events.DatasetVersioned{}, "model.trained": &events.ModelTrained{},
 				"model.promoted": &events.ModelPromoted{}, "object.finalized": &events.ObjectFinalized{},
+				"blob.written": &events.BlobWritten{},
 			}[name]
 			require.NoError(t, events.Decode(msg, fresh))
 			want, _ := json.Marshal(e)

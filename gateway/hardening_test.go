@@ -256,7 +256,10 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		}
 		return fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n", method, path, n, extra)
 	}
-	const every, limit = 150 * time.Millisecond, 4 * time.Second
+	// limit only bounds a server that never cuts the client off: the
+	// deadlines under test are 0.5 s and 0.7 s, so a loaded machine's
+	// delays do not fail it.
+	const every, limit = 150 * time.Millisecond, 20 * time.Second
 	tests := []struct {
 		name, head string
 		status     string // the answer's status line, if any
@@ -298,8 +301,12 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 // arrive, so an upload slower than a flat body timeout but above the rate
 // goes through.
 func TestUploadAtTheMinimumRatePasses(t *testing.T) {
-	s := newSlowServer(t, gateway.Config{BodyTimeout: 200 * time.Millisecond, MinUploadRate: 400, UploadStall: 400 * time.Millisecond})
-	rows := []byte("price,bedrooms\n" + strings.Repeat("1,2\n", 100)) // 415 bytes at ~500 bytes/s: about 0.8 s
+	// 415 bytes, 10 every 40 ms or slower: at least 1.7 s, past the flat
+	// body timeout of 1 s. Each 10 bytes earn 100 ms at the minimum rate,
+	// so only a pause of 2 s (the stall) could cut it: scheduling delays
+	// on a loaded machine do not.
+	s := newSlowServer(t, gateway.Config{BodyTimeout: time.Second, MinUploadRate: 100, UploadStall: 2 * time.Second})
+	rows := []byte("price,bedrooms\n" + strings.Repeat("1,2\n", 100))
 	head := fmt.Sprintf("POST /v1/datasets/housing/uploads?name=paced HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(rows))
 	conn, err := net.Dial("tcp", s.addr)
 	require.NoError(t, err)
@@ -309,7 +316,7 @@ func TestUploadAtTheMinimumRatePasses(t *testing.T) {
 	for i := 0; i < len(rows); i += 10 {
 		_, err := conn.Write(rows[i:min(i+10, len(rows))])
 		require.NoError(t, err)
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(40 * time.Millisecond)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	require.NoError(t, err)
@@ -339,7 +346,7 @@ func TestUploadCutByTheClient(t *testing.T) {
 		}
 		return ""
 	}
-	require.Eventually(t, func() bool { return metric() != "" }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return metric() != "" }, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, `refit_upload_requests_total{dataset="housing",status="client_closed"} 1`, metric())
 	require.NotContains(t, s.logs.String(), "level=ERROR")
 	require.Contains(t, s.logs.String(), "upload cut short by the client")

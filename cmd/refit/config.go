@@ -32,6 +32,12 @@ type Config struct {
 	ModelRefresh      time.Duration
 	WatchInterval     time.Duration
 	WatchQuiet        time.Duration // a file without a final line break waits this long unchanged
+	// WatchTempMaxAge: the folder watcher removes temporary files a killed
+	// writer left once unchanged this long (0: never).
+	WatchTempMaxAge time.Duration
+	// IncomingRetention: an upload rejected whole is deleted from incoming/
+	// this long after its rejection was recorded (0: kept forever).
+	IncomingRetention time.Duration
 	// ExitWhenIdle stops the process once no event has been handled for
 	// this long (0: never): a Kubernetes Job's trainer exits when done.
 	ExitWhenIdle time.Duration
@@ -92,6 +98,22 @@ func loadConfig(getenv func(string) string, profileFlag, targetFlag string) (Con
 		if v := getenv(d.name); v != "" {
 			if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst <= 0 {
 				return c, &settingError{d.name, fmt.Sprintf("%q is not a positive duration (e.g. 2m, 500ms)", v)}
+			}
+		}
+	}
+	// Settings where 0 turns the behaviour off.
+	for _, d := range []struct {
+		name, example string
+		def           time.Duration
+		dst           *time.Duration
+	}{
+		{"REFIT_WATCH_TEMP_MAX_AGE", "1h", time.Hour, &c.WatchTempMaxAge},
+		{"REFIT_INCOMING_RETENTION", "168h for a week", 7 * 24 * time.Hour, &c.IncomingRetention},
+	} {
+		*d.dst = d.def
+		if v := strings.TrimSpace(getenv(d.name)); v != "" {
+			if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst < 0 {
+				return c, &settingError{d.name, fmt.Sprintf("%q is not a duration of 0 (off) or more (e.g. %s)", v, d.example)}
 			}
 		}
 	}

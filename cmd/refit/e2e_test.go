@@ -137,7 +137,17 @@ func (p *program) doAs(token, method, path, contentType string, body []byte) (in
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if len(body) > 1<<20 {
+		// As curl does past 1 MiB: the gateway may refuse the body on its
+		// Content-Length (413) and close, and a client still sending it
+		// then meets a reset that can discard the answer (flaky under
+		// load). Waiting for "100 Continue" sends nothing it will refuse.
+		req.Header.Set("Expect", "100-continue")
+		client = &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
+		defer client.CloseIdleConnections()
+	}
+	resp, err := client.Do(req)
 	require.NoError(p.t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

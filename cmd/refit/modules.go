@@ -114,13 +114,21 @@ func targets() []target {
 				return &module{handlers: handlerSet{"version": bus.Handle(w.HandleRowsStaged)}, reconcile: w.Reconcile}, nil
 			}},
 		{name: "train", enabled: selected("train"), worker: true,
-			routes: []route{{"train", events.TopicDatasetVersioned, "train"}},
+			// Replicas share both groups: each blob's statistics are
+			// computed once, on whichever replica takes its message.
+			routes: []route{
+				{"train", events.TopicDatasetVersioned, "train"},
+				{"train.blob", events.TopicBlobWritten, "train"},
+			},
 			build: func(e *env) (*module, error) {
 				w, err := train.New(train.Config{Deps: e.deps("train"), CodeVersion: codeVersion()})
 				if err != nil {
 					return nil, err
 				}
-				return &module{handlers: handlerSet{"train": bus.Handle(w.HandleVersioned)}, reconcile: w.Reconcile}, nil
+				return &module{handlers: handlerSet{
+					"train":      bus.Handle(w.HandleVersioned),
+					"train.blob": bus.Handle(w.HandleBlobWritten),
+				}, reconcile: w.Reconcile}, nil
 			}},
 		{name: "promote", enabled: selected("promote"), worker: true,
 			routes: []route{{"promote", events.TopicModelTrained, "promote"}},
@@ -173,7 +181,7 @@ func anyWorker(cfg Config) bool {
 type handlerSet = map[string]message.NoPublishHandlerFunc
 
 func buildPreprocess(e *env) (*module, error) {
-	w, err := preprocess.New(preprocess.Config{Deps: e.deps("preprocess")})
+	w, err := preprocess.New(preprocess.Config{Deps: e.deps("preprocess"), IncomingRetention: e.cfg.IncomingRetention})
 	if err != nil {
 		return nil, err
 	}

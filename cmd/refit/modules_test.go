@@ -115,7 +115,7 @@ func TestSetupSubscriptions(t *testing.T) {
 	want := map[string][]string{
 		"preprocess":   {events.TopicObjectFinalized, events.TopicCorrectionSubmitted},
 		"version":      {events.TopicRowsStaged},
-		"train":        {events.TopicDatasetVersioned},
+		"train":        {events.TopicDatasetVersioned, events.TopicBlobWritten},
 		"promote":      {events.TopicModelTrained},
 		"dead-letters": {events.TopicDeadLetter},
 	}
@@ -125,7 +125,7 @@ func TestSetupSubscriptions(t *testing.T) {
 	// A gateway alone shares no group: setup has nothing to create for it.
 	require.Empty(t, subscriptions(testConfig(t, "gateway", true)))
 	// Webhooks go with promote, dead letters with any worker.
-	require.Equal(t, map[string][]string{"train": {events.TopicDatasetVersioned}, "dead-letters": {events.TopicDeadLetter}},
+	require.Equal(t, map[string][]string{"train": {events.TopicDatasetVersioned, events.TopicBlobWritten}, "dead-letters": {events.TopicDeadLetter}},
 		subscriptions(testConfig(t, "train", true)))
 }
 

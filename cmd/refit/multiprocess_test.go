@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -46,12 +45,13 @@ type cluster struct {
 	procs []*proc
 }
 
+// buildRefit returns the refit binary, built once per test run of this
+// package (binaries.refit): the first build compiles every dependency
+// without -race, a cost worth paying once, not once per test.
 func buildRefit(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "refit")
-	cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Run())
+	bin, err := binaries.refit()
+	require.NoError(t, err)
 	return bin
 }
 

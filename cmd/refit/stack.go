@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/blob/local"
@@ -70,7 +69,7 @@ func openEmbedded(cfg Config, datasets []string, logger *slog.Logger) (*stack, e
 	b := bus.NewInProcess(watermillLogger(logger))
 	s := &stack{bucket: bucket, docs: docs, bus: b, closes: []func() error{docs.Close, b.Close}}
 	s.watch = func(ctx context.Context, notify func(blob.Object)) error {
-		return bucket.Watch(ctx, "incoming/", local.WatchOptions{Interval: cfg.WatchInterval, Quiet: cfg.WatchQuiet, TempMaxAge: time.Hour}, notify)
+		return bucket.Watch(ctx, "incoming/", local.WatchOptions{Interval: cfg.WatchInterval, Quiet: cfg.WatchQuiet, TempMaxAge: cfg.WatchTempMaxAge}, notify)
 	}
 	return s, nil
 }

@@ -58,7 +58,7 @@ fi
 OBJECT_TOPIC="${PREFIX}-objects"
 DEAD_LETTER_TOPIC="${PREFIX}.dead-letter"
 TOPICS=("$OBJECT_TOPIC" "$DEAD_LETTER_TOPIC" "${PREFIX}.correction.submitted" "${PREFIX}.rows.staged"
-  "${PREFIX}.dataset.versioned" "${PREFIX}.model.trained" "${PREFIX}.model.promoted")
+  "${PREFIX}.dataset.versioned" "${PREFIX}.blob.written" "${PREFIX}.model.trained" "${PREFIX}.model.promoted")
 for topic in "${TOPICS[@]}"; do
   if exists pubsub topics describe "$topic"; then
     say found "topic $topic"
@@ -78,6 +78,7 @@ SUBSCRIPTIONS=(
   "preprocess ${PREFIX}.correction.submitted"
   "version ${PREFIX}.rows.staged"
   "train ${PREFIX}.dataset.versioned"
+  "train ${PREFIX}.blob.written"
   "promote ${PREFIX}.model.trained"
   "dead-letters $DEAD_LETTER_TOPIC"
 )

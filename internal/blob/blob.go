@@ -16,6 +16,9 @@ import (
 var (
 	ErrNotExist = errors.New("blob: object does not exist")
 	ErrExists   = errors.New("blob: object already exists")
+	// ErrChanged: the object no longer holds the generation a conditional
+	// call named (DeleteGeneration).
+	ErrChanged = errors.New("blob: object changed since")
 )
 
 // Object describes one stored object.

@@ -348,6 +348,7 @@ func (b *PubSub) topics() []string {
 		b.Topic(events.TopicCorrectionSubmitted),
 		b.Topic(events.TopicRowsStaged),
 		b.Topic(events.TopicDatasetVersioned),
+		b.Topic(events.TopicBlobWritten),
 		b.Topic(events.TopicModelTrained),
 		b.Topic(events.TopicModelPromoted),
 	}

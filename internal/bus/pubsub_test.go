@@ -260,7 +260,7 @@ func (env pubsubEnv) testSetup(t *testing.T) {
 	sub := func(id string) string { return "projects/" + project + "/subscriptions/" + id }
 	require.ElementsMatch(t, []string{
 		topic("rf.dead-letter"), topic("rf-objects"), topic("rf.correction.submitted"), topic("rf.rows.staged"),
-		topic("rf.dataset.versioned"), topic("rf.model.trained"), topic("rf.model.promoted"),
+		topic("rf.dataset.versioned"), topic("rf.blob.written"), topic("rf.model.trained"), topic("rf.model.promoted"),
 		sub("rf.preprocess.rf-objects"), sub("rf.preprocess.correction.submitted"),
 		sub("rf.gateway-r1.model.promoted"), sub("rf.audit.dead-letter"),
 	}, created)

@@ -16,7 +16,7 @@ import (
 // the dead-letter topic itself).
 func replayable() []string {
 	return []string{events.TopicObjectFinalized, events.TopicCorrectionSubmitted, events.TopicRowsStaged,
-		events.TopicDatasetVersioned, events.TopicModelTrained, events.TopicModelPromoted}
+		events.TopicDatasetVersioned, events.TopicBlobWritten, events.TopicModelTrained, events.TopicModelPromoted}
 }
 
 // Republish sends a dead letter's message again on topic (the bus's topic

@@ -179,6 +179,8 @@ func (p *pipeline) deliver(e events.Event) error {
 		return p.ver.HandleRowsStaged(ctx, e)
 	case *events.DatasetVersioned:
 		return p.tr.HandleVersioned(ctx, e)
+	case *events.BlobWritten:
+		return p.tr.HandleBlobWritten(ctx, e)
 	case *events.ModelTrained:
 		return p.pro.HandleTrained(ctx, e)
 	case *events.ModelPromoted:

@@ -39,6 +39,17 @@ type Config struct {
 	// MaxRejectedListed caps the rejected rows written to a quarantine
 	// report (default 10,000); the rest are counted.
 	MaxRejectedListed int
+	// IncomingRetention: an upload rejected whole (nothing staged from it)
+	// is deleted from incoming/ by the reconcile pass once its rejection has
+	// been recorded this long; its ledger entry and quarantine report stay.
+	// 0 keeps every upload. The bucket must be able to delete a generation.
+	IncomingRetention time.Duration
+}
+
+// generationDeleter deletes one generation of an object and nothing newer
+// (blob/local and blob/gcs).
+type generationDeleter interface {
+	DeleteGeneration(ctx context.Context, name string, generation int64) error
 }
 
 // Worker is the preprocess worker.
@@ -50,6 +61,8 @@ type Worker struct {
 	log         *slog.Logger
 	now         func() time.Time
 	maxRejected int
+	retention   time.Duration
+	deleter     generationDeleter // set when retention > 0
 
 	accepted, rejected *prometheus.CounterVec
 }
@@ -62,6 +75,15 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.MaxRejectedListed <= 0 {
 		cfg.MaxRejectedListed = 10_000
 	}
+	deleter, canDelete := cfg.Bucket.(generationDeleter)
+	switch {
+	case cfg.IncomingRetention < 0:
+		return nil, fmt.Errorf("preprocess: IncomingRetention %v is negative", cfg.IncomingRetention)
+	case cfg.IncomingRetention > 0 && !canDelete:
+		return nil, fmt.Errorf("preprocess: IncomingRetention is set but bucket %T cannot delete a generation", cfg.Bucket)
+	case cfg.IncomingRetention == 0:
+		deleter = nil
+	}
 	counter := func(name, help string) *prometheus.CounterVec {
 		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"dataset"})
 		cfg.Metrics.MustRegister(c)
@@ -70,6 +92,7 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{
 		datasets: cfg.Datasets, bucket: cfg.Bucket, reg: cfg.Registry, pub: cfg.Publisher,
 		log: cfg.Logger.With("component", "preprocess"), now: cfg.Now(), maxRejected: cfg.MaxRejectedListed,
+		retention: cfg.IncomingRetention, deleter: deleter,
 		accepted: counter("refit_rows_accepted_total", "Rows accepted and staged."),
 		rejected: counter("refit_rows_rejected_total", "Rows rejected and quarantined."),
 	}, nil

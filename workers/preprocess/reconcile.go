@@ -12,7 +12,8 @@ import (
 )
 
 // Reconcile finds sources whose event was lost: uploads and corrections
-// with no ledger entry. It returns the first error after trying them all.
+// with no ledger entry. It also deletes uploads rejected whole longer ago
+// than the retention. It returns the errors after trying them all.
 func (w *Worker) Reconcile(ctx context.Context) error {
 	var errs []error
 	for _, name := range w.datasets.Names() {
@@ -28,9 +29,9 @@ func (w *Worker) reconcileDataset(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	done := make(map[string]bool, len(ledger))
+	done := make(map[string]registry.Ingest, len(ledger))
 	for _, in := range ledger {
-		done[in.ID] = true
+		done[in.ID] = in
 	}
 	objects, err := w.bucket.List(ctx, events.IncomingPrefix+name+"/")
 	if err != nil {
@@ -42,7 +43,10 @@ func (w *Worker) reconcileDataset(ctx context.Context, name string) error {
 	var errs []error
 	for _, o := range objects {
 		src := registry.Source{Kind: registry.SourceObject, Bucket: w.bucket.Name(), Object: o.Name, Generation: o.Generation}
-		if done[registry.IngestID(src.Key())] {
+		if in, ok := done[registry.IngestID(src.Key())]; ok {
+			if err := w.expire(ctx, o, in); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		w.log.Info("reconcile: upload without ledger entry", "object", o.Name)
@@ -57,7 +61,7 @@ func (w *Worker) reconcileDataset(ctx context.Context, name string) error {
 	}
 	for _, c := range corrections {
 		src := registry.Source{Kind: registry.SourceCorrection, CorrectionID: c.ID}
-		if done[registry.IngestID(src.Key())] {
+		if _, ok := done[registry.IngestID(src.Key())]; ok {
 			continue
 		}
 		w.log.Info("reconcile: correction without ledger entry", "correction", c.ID)
@@ -66,4 +70,31 @@ func (w *Worker) reconcileDataset(ctx context.Context, name string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// expire deletes the upload generation o when its ingest in rejected it
+// whole (nothing staged, so no version holds a row of it) longer ago than
+// the retention. Only that generation is deleted: a newer upload under the
+// same name stays. The ledger entry and the quarantine report stay, so the
+// upload's history and reason remain readable; the version watermark only
+// counts uploads without a ledger entry, so it does not move. The same
+// bytes uploaded again under the name are the same generation on the local
+// folder (their ledger entry answers at once) and a new one on GCS.
+func (w *Worker) expire(ctx context.Context, o blob.Object, in registry.Ingest) error {
+	if w.deleter == nil || in.Chunk != "" || in.Reason == "" || in.StagedAt.IsZero() {
+		return nil
+	}
+	if age := w.now().Sub(in.StagedAt); age < w.retention {
+		return nil
+	}
+	err := w.deleter.DeleteGeneration(ctx, o.Name, o.Generation)
+	if errors.Is(err, blob.ErrNotExist) || errors.Is(err, blob.ErrChanged) {
+		return nil // gone, or a newer upload took the name: nothing of this generation to keep
+	}
+	if err != nil {
+		return fmt.Errorf("delete rejected upload %s: %w", o.Name, err)
+	}
+	w.log.Info("deleted rejected upload past its retention", "object", o.Name, "generation", o.Generation,
+		"rejected_at", in.StagedAt, "reason", in.Reason, "retention", w.retention)
+	return nil
 }

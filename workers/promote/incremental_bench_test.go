@@ -3,6 +3,8 @@ package promote
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -100,6 +102,7 @@ func newVersionEnv(b *testing.B, base, fresh int) *versionEnv {
 	e.v2 = e.v1
 	e.v2.Number, e.v2.Parent, e.v2.ParentHash, e.v2.Hash = 2, 1, "v1", "v2"
 	e.v2.Blobs = append([]string(nil), e.v1.Blobs...)
+	e.v2.BlobRows, e.v2.BlobHashes = append([]int(nil), e.v1.BlobRows...), append([]string(nil), e.v1.BlobHashes...)
 	stageBlob(b, d, e.bucket, &e.v2, fmt.Sprintf("datasets/%s/rows/new.csv", d.Name), 7, fresh)
 	e.newBlobSt = filepath.Join(e.root, stats.BlobName(e.v2.Blobs[len(e.v2.Blobs)-1], e.statsKey))
 
@@ -110,8 +113,9 @@ func newVersionEnv(b *testing.B, base, fresh int) *versionEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
+	checks, _ := stats.Recorded(e.v1)
 	for _, name := range e.v1.Blobs {
-		if err := st.Ensure(ctx, d, name); err != nil {
+		if err := st.Ensure(ctx, d, name, checks[name]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -198,7 +202,9 @@ func (e *versionEnv) run(b *testing.B, full bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := st.Ensure(ctx, d, e.v2.Blobs[len(e.v2.Blobs)-1]); err != nil {
+		checks, _ := stats.Recorded(e.v2)
+		last := e.v2.Blobs[len(e.v2.Blobs)-1]
+		if err := st.Ensure(ctx, d, last, checks[last]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -238,7 +244,9 @@ func stageBlob(b *testing.B, d *dataset.Definition, bucket blob.Bucket, v *regis
 	if err != nil {
 		b.Fatal(err)
 	}
-	_, err = bucket.Write(context.Background(), name, blob.CreateOnly, func(out io.Writer) error {
+	sum, n := sha256.New(), 0
+	_, err = bucket.Write(context.Background(), name, blob.CreateOnly, func(w io.Writer) error {
+		out := io.MultiWriter(w, sum)
 		enc := d.NewStagedEncoder(name)
 		if _, err := out.Write(d.HeaderRecord()); err != nil {
 			return err
@@ -259,6 +267,7 @@ func stageBlob(b *testing.B, d *dataset.Definition, bucket blob.Bucket, v *regis
 				return err
 			}
 			v.Rows++
+			n++
 			if test {
 				v.TestRows++
 			} else {
@@ -269,5 +278,7 @@ func stageBlob(b *testing.B, d *dataset.Definition, bucket blob.Bucket, v *regis
 	if err != nil {
 		b.Fatal(err)
 	}
+	// What the version records of each blob; its readers check it.
 	v.Blobs = append(v.Blobs, name)
+	v.BlobRows, v.BlobHashes = append(v.BlobRows, n), append(v.BlobHashes, hex.EncodeToString(sum.Sum(nil)))
 }

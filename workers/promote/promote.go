@@ -66,7 +66,7 @@ func New(cfg workers.Deps) (*Worker, error) {
 	}
 	cfg.Metrics.MustRegister(w.promotions, w.rejections, w.champion)
 	var err error
-	if w.stats, err = stats.New(cfg.Bucket, w.log, cfg.Metrics); err != nil {
+	if w.stats, err = stats.New(cfg.Bucket, w.log, cfg.Metrics, stats.WithVersions(cfg.Registry)); err != nil {
 		return nil, fmt.Errorf("promote: %w", err)
 	}
 	return w, nil

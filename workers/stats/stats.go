@@ -12,7 +12,13 @@
 // A version's statistics are the fold, in blob position order, of its
 // blobs' statistics: its parent's merged statistics, then its new blob's.
 // Merge is exact and ordered, so the result is bit-identical whichever
-// worker or replica computed each part.
+// worker or replica computed each part. The train worker computes each
+// blob's on its own message (blob.written), so replicas share the work; a
+// fit that finds one missing computes it then (Version).
+//
+// Rows are read through VerifiedOpener: a blob whose row count or content
+// hash is not what its version recorded fails with CorruptBlobError, and
+// no statistics are written from it.
 package stats
 
 import (
@@ -25,6 +31,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/dataset"
@@ -32,15 +39,41 @@ import (
 	"github.com/refit-ml/refit/internal/registry"
 )
 
+// Needed reports whether def's specs use statistics: only least squares
+// (linear) is fitted and scored from them, so a classification dataset
+// computes none.
+func Needed(def *dataset.Definition) bool {
+	for _, m := range def.Models {
+		if m.Kind == dataset.KindLinear {
+			return true
+		}
+	}
+	return false
+}
+
 // Store reads, computes and writes statistics files.
 type Store struct {
 	bucket  blob.Bucket
 	log     *slog.Logger
 	rebuilt *prometheus.CounterVec
+	// versions finds what the blobs of a version cut before blob hashes
+	// were recorded must hold (nil: such blobs cannot be rebuilt).
+	versions VersionLister
+	// computing: a blob's statistics asked for twice at once in this
+	// process (its blob.written and a fit of its version) are computed once.
+	computing singleflight.Group
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithVersions lets the store check the blobs of versions that do not
+// record their blobs' row counts and hashes against the versions that
+// added them.
+func WithVersions(l VersionLister) Option { return func(s *Store) { s.versions = l } }
+
 // New builds a store. Several workers of one process may share metrics.
-func New(bucket blob.Bucket, log *slog.Logger, metrics prometheus.Registerer) (*Store, error) {
+func New(bucket blob.Bucket, log *slog.Logger, metrics prometheus.Registerer, opts ...Option) (*Store, error) {
 	rebuilt := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "refit_stats_rebuilt_total",
 		Help: "Statistics files computed from the rows because they were missing or corrupt.",
@@ -56,7 +89,11 @@ func New(bucket blob.Bucket, log *slog.Logger, metrics prometheus.Registerer) (*
 		}
 		rebuilt = existing
 	}
-	return &Store{bucket: bucket, log: log, rebuilt: rebuilt}, nil
+	s := &Store{bucket: bucket, log: log, rebuilt: rebuilt}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // BlobName is where a rows blob's statistics are kept.
@@ -124,9 +161,9 @@ func (s *Store) write(ctx context.Context, name string, st *model.Stats, reason 
 }
 
 // Ensure makes sure a rows blob has readable statistics, computing them
-// from its rows (one read) when they are missing or corrupt. The writer
-// of a blob calls it; a reader that finds none uses Blob.
-func (s *Store) Ensure(ctx context.Context, def *dataset.Definition, rowsBlob string) error {
+// from its rows (one verified read) when they are missing or corrupt. The
+// train worker calls it on blob.written; check is what the blob holds.
+func (s *Store) Ensure(ctx context.Context, def *dataset.Definition, rowsBlob string, check BlobCheck) error {
 	key, err := model.StatsKey(def)
 	if err != nil {
 		return err
@@ -136,36 +173,51 @@ func (s *Store) Ensure(ctx context.Context, def *dataset.Definition, rowsBlob st
 	if err != nil || reason == "" {
 		return err
 	}
-	_, err = s.compute(ctx, def, rowsBlob, name, reason)
+	// A first computation is what this call is for; a corrupt file is a
+	// rebuild.
+	_, err = s.compute(ctx, def, rowsBlob, name, reason, reason == reasonCorrupt, check)
 	return err
 }
 
-func (s *Store) compute(ctx context.Context, def *dataset.Definition, rowsBlob, name, reason string) (*model.Stats, error) {
-	st, err := model.ComputeStats(ctx, def, def.ScanBlobs(ctx, s.bucket, []string{rowsBlob}, nil))
+// compute reads a blob's rows, checked against what its version recorded
+// (a short or altered blob fails with CorruptBlobError before anything is
+// written), and stores their statistics. rebuild: the file should have
+// been there (logged and counted, once however many callers wait).
+func (s *Store) compute(ctx context.Context, def *dataset.Definition, rowsBlob, name, reason string, rebuild bool, check BlobCheck) (*model.Stats, error) {
+	v, err, _ := s.computing.Do(name, func() (any, error) {
+		if rebuild {
+			s.rebuilt.WithLabelValues(def.Name, reason).Inc()
+			s.log.Info("computing statistics from the rows", "dataset", def.Name, "blob", rowsBlob, "reason", reason)
+		}
+		rows := VerifiedOpener{Opener: s.bucket, Checks: map[string]BlobCheck{rowsBlob: check}}
+		st, err := model.ComputeStats(ctx, def, def.ScanBlobs(ctx, rows, []string{rowsBlob}, nil))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rowsBlob, err)
+		}
+		if err := s.write(ctx, name, st, reason); err != nil {
+			return nil, err
+		}
+		return st, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", rowsBlob, err)
-	}
-	if err := s.write(ctx, name, st, reason); err != nil {
 		return nil, err
 	}
-	return st, nil
+	return v.(*model.Stats), nil
 }
 
-// Blob returns a rows blob's statistics, computing them from the rows when
-// their file is missing or corrupt.
-func (s *Store) Blob(ctx context.Context, def *dataset.Definition, rowsBlob string) (*model.Stats, error) {
-	key, err := model.StatsKey(def)
-	if err != nil {
-		return nil, err
-	}
+// blob returns a rows blob's statistics, computing them from the rows when
+// their file is missing or corrupt (check says what the rows must be).
+func (s *Store) blob(ctx context.Context, def *dataset.Definition, key, rowsBlob string, check func() (BlobCheck, error)) (*model.Stats, error) {
 	name := BlobName(rowsBlob, key)
 	st, reason, err := s.read(ctx, def, name)
 	if err != nil || reason == "" {
 		return st, err
 	}
-	s.rebuilt.WithLabelValues(def.Name, reason).Inc()
-	s.log.Info("computing statistics from the rows", "dataset", def.Name, "blob", rowsBlob, "reason", reason)
-	return s.compute(ctx, def, rowsBlob, name, reason)
+	c, err := check()
+	if err != nil {
+		return nil, err
+	}
+	return s.compute(ctx, def, rowsBlob, name, reason, true, c)
 }
 
 // Has reports whether a rows blob has a readable statistics file.
@@ -208,8 +260,22 @@ func (s *Store) Version(ctx context.Context, def *dataset.Definition, v registry
 			acc, from = p, len(v.Blobs)-1
 		}
 	}
+	// What each blob must hold, looked up only if one must be read.
+	var checks map[string]BlobCheck
+	check := func(b string) func() (BlobCheck, error) {
+		return func() (BlobCheck, error) {
+			if checks == nil {
+				c, err := Checks(ctx, s.versions, v)
+				if err != nil {
+					return BlobCheck{}, err
+				}
+				checks = c
+			}
+			return checks[b], nil
+		}
+	}
 	for _, b := range v.Blobs[from:] {
-		bs, err := s.Blob(ctx, def, b)
+		bs, err := s.blob(ctx, def, key, b, check(b))
 		if err != nil {
 			return nil, err
 		}
@@ -228,14 +294,4 @@ func (s *Store) Version(ctx context.Context, def *dataset.Definition, v registry
 		return nil, err
 	}
 	return acc, nil
-}
-
-// Put stores statistics its caller computed from a rows blob's bytes as
-// they were written (create-only; an existing file is as good).
-func (s *Store) Put(ctx context.Context, def *dataset.Definition, rowsBlob string, st *model.Stats) error {
-	key, err := model.StatsKey(def)
-	if err != nil {
-		return err
-	}
-	return s.write(ctx, BlobName(rowsBlob, key), st, "")
 }

@@ -3,6 +3,8 @@ package stats
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -52,7 +54,9 @@ func stage(t testing.TB, d *dataset.Definition, bucket blob.Bucket, rows, perBlo
 	for done := false; !done; {
 		name := fmt.Sprintf("datasets/%s/rows/%06d.csv", d.Name, len(out))
 		n := 0
-		_, err := bucket.Write(ctx, name, blob.CreateOnly, func(w io.Writer) error {
+		sum := sha256.New()
+		_, err := bucket.Write(ctx, name, blob.CreateOnly, func(bw io.Writer) error {
+			w := io.MultiWriter(bw, sum)
 			enc := d.NewStagedEncoder("test")
 			if _, err := w.Write(d.HeaderRecord()); err != nil {
 				return err
@@ -84,7 +88,9 @@ func stage(t testing.TB, d *dataset.Definition, bucket blob.Bucket, rows, perBlo
 			break
 		}
 		v := registry.Version{Dataset: d.Name, Number: parent.Number + 1, Parent: parent.Number, ParentHash: parent.Hash,
-			Hash: fmt.Sprintf("h%d", parent.Number+1), Blobs: append(append([]string(nil), parent.Blobs...), name)}
+			Hash: fmt.Sprintf("h%d", parent.Number+1), Blobs: append(append([]string(nil), parent.Blobs...), name),
+			BlobRows: append(append([]int(nil), parent.BlobRows...), n), NewRows: n,
+			BlobHashes: append(append([]string(nil), parent.BlobHashes...), hex.EncodeToString(sum.Sum(nil)))}
 		out = append(out, v)
 		parent = v
 	}
@@ -153,10 +159,12 @@ func TestVersionStatsEqualFullRecomputation(t *testing.T) {
 				t.Fatalf("%d versions, want 4", len(vs))
 			}
 			s, rebuilt := newStore(t, bucket)
-			// The version worker writes each blob's statistics; training
-			// reads each version's, caching them.
+			// The train worker computes each blob's statistics on its
+			// blob.written; training reads each version's, caching them.
 			for _, v := range vs {
-				if err := s.Ensure(ctx, d, v.Blobs[len(v.Blobs)-1]); err != nil {
+				checks, _ := Recorded(v)
+				b := v.Blobs[len(v.Blobs)-1]
+				if err := s.Ensure(ctx, d, b, checks[b]); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -4,16 +4,61 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/internal/blob"
+	"github.com/refit-ml/refit/internal/bus"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers/stats"
 )
+
+// HandleBlobWritten computes a new rows blob's sufficient statistics, one
+// blob per message: train replicas share the subscription, so they share
+// the work, and each version's fit merges the results in blob order. A
+// file already there ends it (create-only; a redelivery reads it). The fit
+// computes any blob's statistics it finds missing, so this is a head start,
+// not a step anything waits for.
+func (w *Worker) HandleBlobWritten(ctx context.Context, e *events.BlobWritten) error {
+	d, ok := w.datasets.Get(e.Dataset)
+	if !ok {
+		return bus.Permanent(fmt.Errorf("unknown dataset %q", e.Dataset))
+	}
+	if !stats.Needed(d) {
+		return nil // no spec is fitted from statistics
+	}
+	if !isRowsBlob(d, e.Blob) {
+		return bus.Permanent(fmt.Errorf("blob %q is not a rows blob of %s", e.Blob, d.Name))
+	}
+	start := time.Now()
+	err := w.stats.Ensure(ctx, d, e.Blob, stats.BlobCheck{Version: e.Version, Rows: e.Rows, Hash: e.Hash})
+	var corrupt *CorruptBlobError
+	switch {
+	case errors.As(err, &corrupt), errors.Is(err, blob.ErrNotExist):
+		// The same bytes every time; the fit reports it on the version.
+		return bus.Permanent(fmt.Errorf("statistics of %s: %w", e.Blob, err))
+	case err != nil:
+		return err
+	}
+	w.log.Info("blob statistics ready", "dataset", d.Name, "version", e.Version, "blob", e.Blob, "position", e.Position,
+		"rows", e.Rows, "duration", time.Since(start), "correlation_id", e.CorrelationID)
+	return nil
+}
+
+// isRowsBlob: a version's rows blobs are its staged chunks (an upload with
+// no duplicate, taken as it was staged) or blobs the cut wrote.
+func isRowsBlob(d *dataset.Definition, name string) bool {
+	return strings.HasSuffix(name, ".csv") &&
+		(strings.HasPrefix(name, "datasets/"+d.Name+"/rows/") || strings.HasPrefix(name, "staged/"+d.Name+"/"))
+}
 
 // fitsFromStats: least squares is a function of sufficient statistics, so
 // a linear spec is fitted and scored from them, reading no rows; a kind
 // without a closed form (logistic) reads the rows.
+// (stats.Needed says whether a dataset has such a spec.)
 func fitsFromStats(spec dataset.ModelSpec) bool { return spec.Kind == dataset.KindLinear }
 
 // splitByFit separates the specs fitted from statistics from those fitted

@@ -107,7 +107,7 @@ func statsFiles(t *testing.T, root string, d *dataset.Definition, v registry.Ver
 	return out
 }
 
-// writeStats does what the version worker does at each cut.
+// writeStats does what the train worker does on each blob.written.
 func writeStats(t *testing.T, root string, d *dataset.Definition, v registry.Version) {
 	t.Helper()
 	bucket, err := local.New(root, "test")
@@ -118,8 +118,9 @@ func writeStats(t *testing.T, root string, d *dataset.Definition, v registry.Ver
 	if err != nil {
 		t.Fatal(err)
 	}
+	checks, _ := stats.Recorded(v)
 	for _, b := range v.Blobs {
-		if err := s.Ensure(context.Background(), d, b); err != nil {
+		if err := s.Ensure(context.Background(), d, b, checks[b]); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -68,7 +68,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	cfg.Metrics.MustRegister(w.runs, w.duration)
 	var err error
-	if w.stats, err = stats.New(cfg.Bucket, w.log, cfg.Metrics); err != nil {
+	if w.stats, err = stats.New(cfg.Bucket, w.log, cfg.Metrics, stats.WithVersions(cfg.Registry)); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	return w, nil
@@ -173,7 +173,7 @@ func (w *Worker) fitRows(ctx context.Context, d *dataset.Definition, v registry.
 	if len(todo) == 0 {
 		return nil, nil, nil
 	}
-	checks, err := w.blobChecks(ctx, v)
+	checks, err := stats.Checks(ctx, w.reg, v)
 	var corrupt *CorruptBlobError
 	if errors.As(err, &corrupt) {
 		return nil, nil, []error{bus.Permanent(fmt.Errorf("%s/v%d: %w", d.Name, v.Number, err))}
@@ -183,7 +183,7 @@ func (w *Worker) fitRows(ctx context.Context, d *dataset.Definition, v registry.
 	}
 	// Every blob is checked against its version while it streams: a short
 	// or altered blob fails the run instead of training on other data.
-	rows := verifiedOpener{Opener: w.bucket, checks: checks}
+	rows := stats.VerifiedOpener{Opener: w.bucket, Checks: checks}
 	var errs []error
 	arts, fitErrs := model.FitEach(ctx, d, todo, d.ScanSplit(ctx, rows, v.Blobs, dataset.TrainSplit))
 	var done []fitted

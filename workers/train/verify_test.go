@@ -18,15 +18,27 @@ import (
 	"github.com/refit-ml/refit/internal/blob/local"
 	"github.com/refit-ml/refit/internal/bus"
 	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/workers"
+	"github.com/refit-ml/refit/workers/stats"
 )
 
 // TestRowsBlobsAreVerifiedWhileRead damages a version's rows blob the
-// ways disks and operators do and checks that no run fitted from the rows
-// is recorded on it and the failure is permanent, naming the blob.
+// ways disks and operators do and checks that no run is recorded on it and
+// the failure is permanent, naming the blob: on the row path, and on the
+// statistics path when the blob has no statistics yet (they are computed
+// from the rows, through the same check, and none are written).
 func TestRowsBlobsAreVerifiedWhileRead(t *testing.T) {
+	for _, fromRows := range []bool{true, false} {
+		t.Run(map[bool]string{true: "rows", false: "statistics"}[fromRows], func(t *testing.T) {
+			testRowsBlobsVerified(t, fromRows)
+		})
+	}
+}
+
+func testRowsBlobsVerified(t *testing.T, fromRows bool) {
 	// halve keeps the header and the first half of the rows, cut at a line
 	// boundary: still valid staged CSV.
 	halve := func(b []byte) []byte {
@@ -87,7 +99,7 @@ func TestRowsBlobsAreVerifiedWhileRead(t *testing.T) {
 			reg := registry.New(memory.New())
 			require.NoError(t, reg.AddVersion(ctx, v))
 			w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
-				Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()}, FitFromRows: true})
+				Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()}, FitFromRows: fromRows})
 			require.NoError(t, err)
 
 			err = w.HandleVersioned(ctx, &events.DatasetVersioned{Meta: events.Meta{Dataset: d.Name}, Version: v.Number})
@@ -105,6 +117,10 @@ func TestRowsBlobsAreVerifiedWhileRead(t *testing.T) {
 			require.Equal(t, v.Blobs[len(v.Blobs)-1], corrupt.Blob)
 			require.ErrorContains(t, err, tt.want)
 			require.Empty(t, runs, "no run may be recorded on a corrupt blob")
+			key, err := model.StatsKey(d)
+			require.NoError(t, err)
+			_, err = os.Stat(filepath.Join(root, filepath.FromSlash(stats.BlobName(corrupt.Blob, key))))
+			require.True(t, os.IsNotExist(err), "statistics written from a corrupt blob (%v)", err)
 		})
 	}
 }

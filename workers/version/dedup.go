@@ -55,11 +55,11 @@ func (s batchScan) newRows() []dataset.RowHash {
 	return out
 }
 
-// scan reads the batch's chunks once, hashing their bytes (also copied to
-// tee when not nil), and marks the rows already in the parent version or
-// earlier in the batch. Memory is a hash per batch row; the parent's rows
-// are streamed from their sorted indexes.
-func (w *Worker) scan(ctx context.Context, d *dataset.Definition, parent registry.Version, batch []registry.Ingest, tee io.Writer) (batchScan, error) {
+// scan reads the batch's chunks once, hashing their bytes, and marks the
+// rows already in the parent version or earlier in the batch. Memory is a
+// hash per batch row; the parent's rows are streamed from their sorted
+// indexes.
+func (w *Worker) scan(ctx context.Context, d *dataset.Definition, parent registry.Version, batch []registry.Ingest) (batchScan, error) {
 	var s batchScan
 	expected := 0
 	for _, in := range batch {
@@ -68,11 +68,7 @@ func (w *Worker) scan(ctx context.Context, d *dataset.Definition, parent registr
 	rows := make([]positioned, 0, expected) // the ledger's count: no regrowth on a million rows
 	for _, in := range batch {
 		sum := sha256.New()
-		to := io.Writer(sum)
-		if tee != nil {
-			to = io.MultiWriter(sum, tee)
-		}
-		err := w.eachRecordTee(ctx, d, in.Chunk, to, func(_ []byte, h dataset.RowHash, test bool) error {
+		err := w.eachRecordTee(ctx, d, in.Chunk, sum, func(_ []byte, h dataset.RowHash, test bool) error {
 			rows = append(rows, positioned{h, len(rows)})
 			if test {
 				s.test++

@@ -1,95 +1,30 @@
 package version
 
 import (
-	"cmp"
 	"context"
-	"errors"
-	"io"
 
-	"github.com/refit-ml/refit/internal/dataset"
-	"github.com/refit-ml/refit/internal/model"
+	"github.com/refit-ml/refit/events"
+	"github.com/refit-ml/refit/internal/registry"
 )
 
-// writeStats writes the sufficient statistics of a new rows blob beside it
-// (see workers/stats), so training and promotion on this version and its
-// descendants read them instead of the rows: those the cut computed while
-// writing the blob (st), else from the blob read back. They are derived
-// data: a failure here costs the reader one computation from the rows, so
-// it does not fail the cut.
-func (w *Worker) writeStats(ctx context.Context, d *dataset.Definition, rowsBlob string, st *model.Stats) {
-	var err error
-	if st != nil {
-		err = w.stats.Put(ctx, d, rowsBlob, st)
-	} else {
-		err = w.stats.Ensure(ctx, d, rowsBlob)
+// announceBlob publishes blob.written for the rows blob v adds, so a train
+// replica computes its sufficient statistics (workers/stats) on a message
+// of its own, before or while the version is trained. The cut does not
+// compute them: a fit that finds a blob's statistics missing computes them
+// itself, so a lost event costs time, never correctness, and a failure to
+// publish does not fail the cut. A version whose parent predates recorded
+// blob hashes has none to announce (its fit computes them).
+func (w *Worker) announceBlob(ctx context.Context, v registry.Version, correlation string) {
+	last := len(v.Blobs) - 1
+	if last < 0 || len(v.BlobHashes) != len(v.Blobs) || len(v.BlobRows) != len(v.Blobs) {
+		return
 	}
+	name := v.Blobs[last]
+	err := w.pub.Publish(ctx, &events.BlobWritten{
+		Meta:    events.Meta{ID: name, Dataset: v.Dataset, Time: v.CreatedAt, CorrelationID: correlation},
+		Version: v.Number, Blob: name, Position: last, Rows: v.BlobRows[last], Hash: v.BlobHashes[last],
+	})
 	if err != nil {
-		w.log.Warn("statistics not written; training computes them from the rows", "dataset", d.Name, "blob", rowsBlob, "err", err)
+		w.log.Warn("blob.written not published; training computes the statistics itself", "dataset", v.Dataset, "blob", name, "err", err)
 	}
-}
-
-// statsTee computes a new blob's statistics from the bytes the cut writes
-// to it, parsed on another goroutine as they are written, so the blob is
-// not read back. It never fails the write: if the statistics fail, it
-// drops what follows and finish reports why.
-type statsTee struct {
-	pw     *io.PipeWriter
-	failed bool
-	done   chan statsResult
-}
-
-type statsResult struct {
-	st  *model.Stats
-	err error
-}
-
-func startStats(ctx context.Context, d *dataset.Definition) *statsTee {
-	pr, pw := io.Pipe()
-	t := &statsTee{pw: pw, done: make(chan statsResult, 1)}
-	go func() {
-		st, err := model.ComputeStats(ctx, d, func(fn func(dataset.StagedRow) error) error {
-			sr, err := d.NewStagedReader(pr)
-			if err != nil {
-				return err
-			}
-			var row dataset.StagedRow
-			for {
-				err := sr.Read(&row)
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if err := fn(row); err != nil {
-					return err
-				}
-			}
-		})
-		// Unblocks the writer if the statistics stopped early.
-		pr.CloseWithError(cmp.Or(err, io.ErrClosedPipe))
-		t.done <- statsResult{st, err}
-	}()
-	return t
-}
-
-func (t *statsTee) Write(p []byte) (int, error) {
-	if !t.failed {
-		if _, err := t.pw.Write(p); err != nil {
-			t.failed = true
-		}
-	}
-	return len(p), nil
-}
-
-// finish ends the input (writeErr: why the write stopped; nil at the end
-// of the blob) and returns the statistics, nil unless the blob was
-// written whole and they were computed.
-func (t *statsTee) finish(writeErr error) *model.Stats {
-	t.pw.CloseWithError(writeErr)
-	r := <-t.done
-	if writeErr != nil || r.err != nil || t.failed {
-		return nil
-	}
-	return r.st
 }

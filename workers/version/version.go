@@ -28,10 +28,8 @@ import (
 	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/bus"
 	"github.com/refit-ml/refit/internal/dataset"
-	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/workers"
-	"github.com/refit-ml/refit/workers/stats"
 )
 
 // Worker is the version worker.
@@ -42,7 +40,6 @@ type Worker struct {
 	pub      workers.Publisher
 	log      *slog.Logger
 	now      func() time.Time
-	stats    *stats.Store
 
 	// locks serialises cuts of one dataset in this process: an event and
 	// the reconcile loop would otherwise build the same version twice
@@ -78,10 +75,6 @@ func New(cfg workers.Deps) (*Worker, error) {
 		}, []string{"dataset"}),
 	}
 	cfg.Metrics.MustRegister(w.versions, w.duplicateRows, w.latest, w.stagedRows)
-	var err error
-	if w.stats, err = stats.New(cfg.Bucket, w.log, cfg.Metrics); err != nil {
-		return nil, fmt.Errorf("version: %w", err)
-	}
 	return w, nil
 }
 
@@ -227,6 +220,7 @@ func (w *Worker) cutOne(ctx context.Context, d *dataset.Definition, correlation 
 	if v.NewRows == 0 {
 		return true, w.settleDuplicates(ctx, v, correlation)
 	}
+	w.announceBlob(ctx, v, correlation) // statistics: see stats.go
 	err = w.reg.AddVersion(ctx, v)
 	if registry.IsDuplicate(err) {
 		w.log.Info("version cut by another worker", "dataset", d.Name, "version", v.Number)
@@ -339,36 +333,21 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	for _, m := range d.Models {
 		v.Specs = append(v.Specs, m.Hash())
 	}
-	// A single chunk's statistics are computed from the scan's read: they
-	// are the blob's if the chunk turns out to be the blob.
-	var chunkStats *statsTee
-	var tee io.Writer
-	if len(batch) == 1 {
-		chunkStats = startStats(ctx, d)
-		tee = chunkStats
-	}
-	scan, err := w.scan(ctx, d, parent, batch, tee)
+	scan, err := w.scan(ctx, d, parent, batch)
 	if err != nil {
-		if chunkStats != nil {
-			chunkStats.finish(err)
-		}
 		return v, err
 	}
 	var (
 		name        string
 		contentHash string
-		blobStats   *model.Stats
 		taken       batchRows
 	)
 	if len(batch) == 1 && !scan.dup.any() {
-		name, contentHash, blobStats = batch[0].Chunk, scan.chunkHashes[0], chunkStats.finish(nil)
+		name, contentHash = batch[0].Chunk, scan.chunkHashes[0]
 		taken = batchRows{sources: []registry.VersionSource{{IngestID: batch[0].ID, Source: batch[0].Source, Rows: scan.rows}},
 			rows: scan.rows, test: scan.test}
 	} else {
-		if chunkStats != nil {
-			chunkStats.finish(errNotTheBlob)
-		}
-		name, contentHash, blobStats, taken, err = w.copyRows(ctx, d, parent, batch, ids, scan.dup)
+		name, contentHash, taken, err = w.copyRows(ctx, d, parent, batch, ids, scan.dup)
 		if err != nil && !errors.Is(err, errNoNewRows) {
 			return v, err
 		}
@@ -390,7 +369,6 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	if err := w.writeRowIndex(ctx, rowIndexName(name), scan.newRows()); err != nil {
 		return v, err
 	}
-	w.writeStats(ctx, d, name, blobStats)
 	whole := sha256.Sum256([]byte(parent.Hash + ":" + contentHash))
 	v.Hash = hex.EncodeToString(whole[:])
 	v.Blobs = append(v.Blobs, name)
@@ -400,24 +378,20 @@ func (w *Worker) build(ctx context.Context, d *dataset.Definition, parent regist
 	return v, nil
 }
 
-var (
-	errNoNewRows  = errors.New("no new rows")
-	errNotTheBlob = errors.New("the chunk is not the rows blob")
-)
+var errNoNewRows = errors.New("no new rows")
 
 // copyRows writes the rows of the batch that are not duplicates into a new
-// blob, and returns its name, its content hash and its statistics (nil if
-// not computed). Named by its inputs, so a retry or a racing worker writes
-// the same object. errNoNewRows: every row was a duplicate.
-func (w *Worker) copyRows(ctx context.Context, d *dataset.Definition, parent registry.Version, batch []registry.Ingest, ids []string, dup bitset) (string, string, *model.Stats, batchRows, error) {
+// blob, and returns its name and its content hash. Named by its inputs, so
+// a retry or a racing worker writes the same object. errNoNewRows: every
+// row was a duplicate.
+func (w *Worker) copyRows(ctx context.Context, d *dataset.Definition, parent registry.Version, batch []registry.Ingest, ids []string, dup bitset) (string, string, batchRows, error) {
 	inputs := sha256.Sum256([]byte(parent.Hash + "\n" + strings.Join(ids, "\n")))
 	name := fmt.Sprintf("datasets/%s/rows/%s.csv", d.Name, hex.EncodeToString(inputs[:12]))
 	var taken batchRows
 	var contentHash string
-	tee := startStats(ctx, d) // the new blob's statistics, without reading it back
 	_, err := w.bucket.Write(ctx, name, blob.CreateOnly, func(out io.Writer) error {
 		sum := sha256.New() // the content hash, without reading the blob back
-		bw := bufio.NewWriterSize(io.MultiWriter(out, sum, tee), 256<<10)
+		bw := bufio.NewWriterSize(io.MultiWriter(out, sum), 256<<10)
 		if _, err := bw.Write(d.HeaderRecord()); err != nil {
 			return err
 		}
@@ -434,7 +408,6 @@ func (w *Worker) copyRows(ctx context.Context, d *dataset.Definition, parent reg
 		contentHash = hex.EncodeToString(sum.Sum(nil))
 		return nil
 	})
-	blobStats := tee.finish(err)
 	if errors.Is(err, blob.ErrExists) {
 		// An earlier attempt wrote the same blob: count without writing.
 		if taken, err = w.take(ctx, d, batch, dup, nil); err == nil {
@@ -443,11 +416,11 @@ func (w *Worker) copyRows(ctx context.Context, d *dataset.Definition, parent reg
 	}
 	switch {
 	case errors.Is(err, errNoNewRows):
-		return name, "", nil, taken, err
+		return name, "", taken, err
 	case err != nil:
-		return name, "", nil, taken, fmt.Errorf("write %s: %w", name, err)
+		return name, "", taken, fmt.Errorf("write %s: %w", name, err)
 	}
-	return name, contentHash, blobStats, taken, nil
+	return name, contentHash, taken, nil
 }
 
 // batchRows is what a batch adds to a version.

@@ -36,6 +36,7 @@ func Run(t *testing.T, newBucket func(t *testing.T) blob.Bucket) {
 		{"ListSkipsUncommitted", testListSkipsUncommitted},
 		{"Names", testNames},
 		{"ConcurrentCreateOnly", testConcurrentCreateOnly},
+		{"DeleteGeneration", testDeleteGeneration},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -432,4 +433,37 @@ func testConcurrentCreateOnly(t *testing.T, b blob.Bucket) {
 	st, err := b.Stat(t.Context(), name)
 	require.NoError(t, err)
 	requireSameObject(t, outcomes[winner].obj, st)
+}
+
+// generationDeleter is what preprocess's retention of rejected uploads needs.
+type generationDeleter interface {
+	DeleteGeneration(ctx context.Context, name string, generation int64) error
+}
+
+// testDeleteGeneration: only the named generation is deleted; a newer one
+// under the same name, and other objects, stay.
+func testDeleteGeneration(t *testing.T, b blob.Bucket) {
+	d, ok := b.(generationDeleter)
+	require.True(t, ok, "%T has no DeleteGeneration", b)
+	ctx := t.Context()
+	old := mustWrite(t, b, "incoming/housing/a.csv", blob.Overwrite, []byte("old"))
+	cur := mustWrite(t, b, "incoming/housing/a.csv", blob.Overwrite, []byte("newer"))
+	other := mustWrite(t, b, "incoming/housing/b.csv", blob.CreateOnly, []byte("other"))
+	require.NotEqual(t, old.Generation, cur.Generation)
+
+	err := d.DeleteGeneration(ctx, "incoming/housing/a.csv", old.Generation)
+	require.ErrorIs(t, err, blob.ErrChanged, "an overwritten generation's delete leaves the newer one")
+	require.Equal(t, []byte("newer"), read(t, b, "incoming/housing/a.csv"))
+	got, err := b.Stat(ctx, "incoming/housing/a.csv")
+	require.NoError(t, err)
+	require.Equal(t, cur.Generation, got.Generation)
+
+	require.NoError(t, d.DeleteGeneration(ctx, "incoming/housing/a.csv", cur.Generation))
+	requireAbsent(t, b, "incoming/housing/a.csv")
+	require.ErrorIs(t, d.DeleteGeneration(ctx, "incoming/housing/a.csv", cur.Generation), blob.ErrNotExist)
+
+	listed, err := b.List(ctx, "incoming/housing/")
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	requireSameObject(t, other, listed[0])
 }

@@ -188,3 +188,26 @@ func (b *Bucket) object(a *storage.ObjectAttrs) blob.Object {
 		Updated:    a.Updated,
 	}
 }
+
+// DeleteGeneration deletes name only while it holds generation, so a newer
+// upload under the same name is never removed: blob.ErrChanged if it was
+// overwritten, blob.ErrNotExist if gone. The request names the generation
+// and also sets ifGenerationMatch (emulators honour one or the other).
+func (b *Bucket) DeleteGeneration(ctx context.Context, name string, generation int64) error {
+	err := b.handle.Object(name).Generation(generation).If(storage.Conditions{GenerationMatch: generation}).Delete(ctx)
+	var gerr *googleapi.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &gerr) && gerr.Code == http.StatusPreconditionFailed:
+		return fmt.Errorf("gcs: delete %q#%d: %w: %w", name, generation, blob.ErrChanged, err)
+	case errors.Is(err, storage.ErrObjectNotExist):
+		// That generation is gone; say whether a newer one took its place.
+		if cur, serr := b.Stat(ctx, name); serr == nil {
+			return fmt.Errorf("gcs: delete %q#%d: holds generation %d: %w", name, generation, cur.Generation, blob.ErrChanged)
+		}
+		return fmt.Errorf("gcs: delete %q#%d: %w", name, generation, notExist(err))
+	default:
+		return fmt.Errorf("gcs: delete %q#%d: %w", name, generation, err)
+	}
+}

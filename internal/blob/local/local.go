@@ -389,3 +389,48 @@ func (b *Bucket) list(ctx context.Context, prefix string) ([]entry, error) {
 	slices.SortFunc(entries, func(x, y entry) int { return strings.Compare(x.name, y.name) })
 	return entries, nil
 }
+
+// DeleteGeneration deletes name only while it holds generation (its content
+// hash): blob.ErrChanged if it holds other bytes, blob.ErrNotExist if gone.
+// The file is first renamed to a hidden name, atomically, so the content
+// checked is the content removed; other bytes are linked back, unless a
+// writer has taken the name since (then the hidden copy is an overwritten
+// generation, and the temporary-file sweep removes it).
+func (b *Bucket) DeleteGeneration(ctx context.Context, name string, generation int64) error {
+	path, err := b.path(name)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("local: delete %q: %w", name, err)
+	}
+	hidden := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.%d.deleting.tmp", filepath.Base(path), time.Now().UnixNano()))
+	if err := os.Rename(path, hidden); err != nil {
+		return notExist(name, err)
+	}
+	obj, err := b.stat(name, hidden)
+	b.forget(hidden)
+	if err == nil && obj.Generation == generation {
+		if err := os.Remove(hidden); err != nil {
+			return fmt.Errorf("local: delete %q: %w", name, err)
+		}
+		b.forget(path)
+		return syncDir(filepath.Dir(path))
+	}
+	// Not the generation asked for: put it back.
+	if lerr := os.Link(hidden, path); lerr == nil {
+		_ = os.Remove(hidden)
+	} else if !errors.Is(lerr, fs.ErrExist) && err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return fmt.Errorf("local: delete %q: %w", name, err)
+	}
+	return fmt.Errorf("local: delete %q: generation %d, want %d: %w", name, obj.Generation, generation, blob.ErrChanged)
+}
+
+func (b *Bucket) forget(path string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.gens, path)
+}
