@@ -49,6 +49,7 @@ bench:
 	REFIT_BENCH_EMULATORS=1 $(GO) test -count=1 -timeout 20m -run TestFreshnessOnEmulators -v ./bench/ 2>&1 | tee .bench/freshness-emulators.txt | grep -A12 "freshness through\|SKIP\|FAIL" || true
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./internal/... ./gateway/... > .bench/micro.txt
 	$(GO) test -run '^$$' -bench 'ForecastAccuracy' -benchtime 1x ./internal/forecast/ | tee .bench/forecast.txt
+	sh bench/text/run.sh 100000 1000000 > .bench/text.jsonl 2> .bench/text-time.txt
 	$(GO) run $(BENCHSTAT) .bench/micro.txt | tee .bench/micro-benchstat.txt
 	$(GO) test -run '^$$' -bench 'Stage|Cut|TrainVersion|Decide|NewVersion' -benchmem -benchtime 1x -count 3 ./workers/... > .bench/workers.txt
 	$(GO) test -run '^$$' -bench 'WorkerHandlers' -benchtime 500x -count 3 ./workers/pipeline/ > .bench/workers-bus.txt

@@ -29,7 +29,8 @@ func MeasureFreshness(ctx context.Context, base string, n int) ([]Freshness, err
 }
 
 // MeasureFreshnessFrom is MeasureFreshness on a dataset whose next version
-// is first (Preload made the ones before).
+// is first: the uploads are those MeasureFreshness would make from its
+// first-th on (Preload made version 1, or earlier calls the ones before).
 func MeasureFreshnessFrom(ctx context.Context, base string, n, first int) ([]Freshness, error) {
 	p := struct{ url string }{base}
 	predictBody, err := Bodies(9, 1, 1)
@@ -37,13 +38,14 @@ func MeasureFreshnessFrom(ctx context.Context, base string, n, first int) ([]Fre
 		return nil, err
 	}
 	var all []Freshness
-	for i := range n {
+	for k := range n {
+		i := first - 1 + k
 		csv, err := CSV(int64(100+i), 5000)
 		if err != nil {
 			return all, err
 		}
 		name := fmt.Sprintf("fresh-%02d.csv", i)
-		version := first + i // each file fills batch_size (500) on its own: one version per upload
+		version := i + 1 // each file fills batch_size (500) on its own: one version per upload
 		f := Freshness{Upload: i + 1}
 		t0 := time.Now()
 		c := client.New(p.url)

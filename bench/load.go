@@ -121,8 +121,15 @@ func (l Load) Run(ctx context.Context) Result {
 	if l.Rate > 0 {
 		res.OfferedRS = l.Rate
 		interval := time.Duration(float64(time.Second) / l.Rate)
+		// The schedule ends at the run's deadline, not when ctx says so: on
+		// a loaded machine the context's timer fires late, and a late
+		// scheduler would send past the end.
+		end, _ := ctx.Deadline()
 		for n := 0; ; n++ {
 			t := start.Add(time.Duration(n) * interval)
+			if !t.Before(end) {
+				break
+			}
 			if d := time.Until(t); d > 0 {
 				select {
 				case <-time.After(d):

@@ -463,15 +463,20 @@ func (o *objective) eval(x, g []float64) float64 {
 			o.losses[c] = o.chunk(x, o.grads[c], o.probs[c], o.chunks[c])
 		}
 	} else {
+		// The caller works too: on a loaded machine a helper the scheduler
+		// does not run yet leaves its chunks to the others instead of
+		// stalling the pass, and the caller is not put to sleep and woken.
 		var next atomic.Int32
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for c := int(next.Add(1) - 1); c < len(o.chunks); c = int(next.Add(1) - 1) {
-					o.losses[c] = o.chunk(x, o.grads[c], o.probs[c], o.chunks[c])
-				}
-			})
+		work := func() {
+			for c := int(next.Add(1) - 1); c < len(o.chunks); c = int(next.Add(1) - 1) {
+				o.losses[c] = o.chunk(x, o.grads[c], o.probs[c], o.chunks[c])
+			}
 		}
+		var wg sync.WaitGroup
+		for range workers - 1 {
+			wg.Go(work)
+		}
+		work()
 		wg.Wait()
 	}
 	// Chunks in order: the same sums whatever the scheduling.

@@ -157,7 +157,12 @@ type Models struct {
 	history  Promotions
 	log      *slog.Logger
 	current  map[string]*atomic.Pointer[Serving] // fixed keys: read without locks
-	loaded   atomic.Bool
+	// loading holds one token per dataset (fixed keys): one load at a time,
+	// so that events arriving while a large artifact decodes (promote
+	// re-announces each champion every reconcile pass) wait for it and
+	// then find it served, instead of each decoding it again.
+	loading map[string]chan struct{}
+	loaded  atomic.Bool
 
 	mu     sync.Mutex
 	failed map[string][]Failure // by dataset
@@ -172,7 +177,7 @@ type Models struct {
 func NewModels(datasets Datasets, opener dataset.Opener, history Promotions, logger *slog.Logger, metrics prometheus.Registerer) *Models {
 	m := &Models{
 		datasets: datasets, opener: opener, history: history, log: logger.With("component", "serve"),
-		current: map[string]*atomic.Pointer[Serving]{}, failed: map[string][]Failure{},
+		current: map[string]*atomic.Pointer[Serving]{}, loading: map[string]chan struct{}{}, failed: map[string][]Failure{},
 		loadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "model_load_time_seconds", Help: "Time the last model load took (read, verify, compile).",
 		}, []string{"dataset"}),
@@ -187,6 +192,7 @@ func NewModels(datasets Datasets, opener dataset.Opener, history Promotions, log
 	metrics.MustRegister(m.loadTime, m.sequence, m.failures)
 	for _, name := range datasets.Names() {
 		m.current[name] = &atomic.Pointer[Serving]{}
+		m.loading[name] = make(chan struct{}, 1)
 		m.failures.WithLabelValues(name).Set(0)
 	}
 	return m
@@ -265,6 +271,12 @@ const maxFallback = 10
 // records them as the dataset's failures. loadErr joins those failures;
 // readErr says the history itself could not be read.
 func (m *Models) load(ctx context.Context, ds string) (loadErr, readErr error) {
+	select {
+	case m.loading[ds] <- struct{}{}:
+		defer func() { <-m.loading[ds] }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	served := int64(0)
 	if cur := m.Current(ds); cur != nil {
 		served = cur.Promotion.Sequence

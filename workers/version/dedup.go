@@ -108,7 +108,7 @@ func (w *Worker) scan(ctx context.Context, d *dataset.Definition, parent registr
 
 // sortPositioned sorts rows by hash, then position. Row hashes are
 // SHA-256, so a counting sort on their first 16 bits spreads a large batch
-// into small buckets that are sorted on their own: about a third of the
+// into small buckets that are sorted on their own: under a third of the
 // time of one comparison sort on a million rows (BenchmarkSortPositioned). The
 // counting sort is stable and rows come in position order, so equal hashes
 // stay in position order. A crafted batch of colliding prefixes only makes

@@ -38,9 +38,11 @@ type curvePoint struct {
 	Uploads []bench.Freshness `json:"uploads"`
 }
 
-// freshnessCurve: for each base size, a fresh `refit run` (pinned like the
-// freshness run) is given one file of that many rows as its first version,
-// then 5,000-row uploads, each timed as in MeasureFreshness.
+// freshnessCurve: for each base size, a `refit run` (all pinned to the
+// freshness run's CPU) is given one file of that many rows as its first
+// version; then the same 5,000-row uploads go to each in turn, round after
+// round, so that a change of load on this shared machine hits every size
+// alike. Each upload is timed as in MeasureFreshness.
 func (s *suiteState) freshnessCurve(ctx context.Context) error {
 	var sizes []int
 	for _, f := range strings.Split(s.cfg.freshSizes, ",") {
@@ -50,31 +52,43 @@ func (s *suiteState) freshnessCurve(ctx context.Context) error {
 		}
 		sizes = append(sizes, n)
 	}
-	uploads := 8
+	rounds := 12
 	if s.cfg.quick {
-		uploads = 2
+		rounds = 2
 	}
-	var curve []curvePoint
-	for _, base := range sizes {
+	curve := make([]curvePoint, len(sizes))
+	procs := make([]*proc, len(sizes))
+	defer func() {
+		for _, p := range procs {
+			if p != nil {
+				p.stop()
+			}
+		}
+	}()
+	for i, base := range sizes {
 		p, err := s.refitProc(ctx, fmt.Sprintf("freshness-%d", base))
 		if err != nil {
 			return err
 		}
-		err = bench.Preload(ctx, p.url, base)
-		var all []bench.Freshness
-		if err == nil {
-			all, err = bench.MeasureFreshnessFrom(ctx, p.url, uploads, 2)
-		}
-		p.stop()
-		curve = append(curve, curvePoint{Base: base, Uploads: all})
-		if err != nil {
-			s.report.Raw["freshness_curve"] = curve
-			return fmt.Errorf("freshness on %d rows: %w", base, err)
+		procs[i], curve[i].Base = p, base
+		if err := bench.Preload(ctx, p.url, base); err != nil {
+			return fmt.Errorf("freshness: preload %d rows: %w", base, err)
 		}
 	}
+	for round := range rounds {
+		for i, p := range procs {
+			f, err := bench.MeasureFreshnessFrom(ctx, p.url, 1, 2+round)
+			curve[i].Uploads = append(curve[i].Uploads, f...)
+			if err != nil {
+				s.report.Raw["freshness_curve"] = curve
+				return fmt.Errorf("freshness on %d rows: %w", sizes[i], err)
+			}
+		}
+	}
+	uploads := rounds
 	s.report.Raw["freshness_curve"] = curve
 	r := s.report
-	r.printf("### Freshness curve: 5,000-row uploads on a dataset of N rows\n\nFor each N, a fresh `refit run` (pinned to CPU %s) gets one generated file of N rows as version 1 and decides it; then %d uploads of 5,000 new rows, each its own version, timed from the start of its upload to both runs decided and, when a challenger won, to the first prediction by the new model. Medians, max in brackets; flatness is each median over the smallest N's.\n\n", serverCPU, uploads)
+	r.printf("### Freshness curve: 5,000-row uploads on a dataset of N rows\n\nFor each N, a `refit run` (all pinned to CPU %s) gets one generated file of N rows as version 1 and decides it; then %d rounds of one upload of 5,000 new rows to each size in turn (each upload its own version), timed from the start of its upload to both runs decided and, when a challenger won, to the first prediction by the new model. Medians, max in brackets; flatness is each median over the smallest N's.\n\n", serverCPU, uploads)
 	r.printf("| N rows | decided ms | ratio | first prediction by the new model ms (promoted uploads) | ratio | promoted |\n|---|---|---|---|---|---|\n")
 	var decided0, served0 float64
 	var decidedRatios, servedRatios []float64
