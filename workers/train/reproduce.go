@@ -10,6 +10,7 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers/stats"
 )
 
 // ErrUnreproducible: what the run recorded (its artifact, its version or
@@ -22,9 +23,11 @@ type definitions interface {
 	Get(name string) (*dataset.Definition, bool)
 }
 
-// versions reads a recorded dataset version (registry.Registry).
+// versions reads recorded dataset versions (registry.Registry): one to
+// refit, all of them for the row counts and hashes of older versions' blobs.
 type versions interface {
 	Version(ctx context.Context, ds string, n int) (registry.Version, error)
+	stats.VersionLister
 }
 
 // Reproduction compares a refit with the recorded run.
@@ -81,12 +84,22 @@ func (r *Reproducer) Reproduce(ctx context.Context, run registry.Run) (Reproduct
 	if v.Hash != run.VersionHash {
 		return Reproduction{}, fmt.Errorf("%w: run %s was trained on version hash %s, the store has %s", ErrUnreproducible, run.ID, run.VersionHash, v.Hash)
 	}
+	// The rows are checked against the version while they stream, as
+	// training does: a short blob must not reproduce a different model.
+	checks, err := stats.Checks(ctx, r.versions, v)
+	if err != nil {
+		if ctx.Err() == nil {
+			return Reproduction{}, fmt.Errorf("%w: run %s: the rows of version %d cannot be read: %w", ErrUnreproducible, run.ID, v.Number, err)
+		}
+		return Reproduction{}, err
+	}
+	rowsBlobs := stats.VerifiedOpener{Opener: r.bucket, Checks: checks}
 	start := time.Now()
 	if run.FittedFrom == registry.FitStatistics {
-		return r.reproduceFromStats(ctx, d, run, art, v, start)
+		return r.reproduceFromStats(ctx, d, run, art, v, rowsBlobs, start)
 	}
 	var rowsErr error
-	scan := d.ScanBlobs(ctx, r.bucket, v.Blobs, dataset.TrainRows)
+	scan := d.ScanBlobs(ctx, rowsBlobs, v.Blobs, dataset.TrainRows)
 	rows := func(fn func(dataset.StagedRow) error) error {
 		// Tell the rows' errors from the fit's: only the former are the
 		// recorded data's fault.

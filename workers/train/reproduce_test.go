@@ -3,6 +3,8 @@ package train_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -69,7 +71,10 @@ func reproduceFixture(t *testing.T) (*train.Reproducer, blob.Bucket, *registry.R
 	for i := range blobs {
 		name := fmt.Sprintf("datasets/housing/rows/%d.csv", i)
 		write(t, bucket, name, blobs[i].Bytes())
+		sum := sha256.Sum256(blobs[i].Bytes())
 		v.Blobs = append(v.Blobs, name)
+		v.BlobRows = append(v.BlobRows, 200)
+		v.BlobHashes = append(v.BlobHashes, hex.EncodeToString(sum[:]))
 	}
 	require.NoError(t, reg.AddVersion(ctx, v))
 
@@ -120,6 +125,13 @@ func TestReproduceNamesTheInputItCannotUse(t *testing.T) {
 	cut := whole.Bytes()[:bytes.LastIndexByte(whole.Bytes()[:whole.Len()-1], '\n')+20]
 	write(t, bucket, "datasets/housing/rows/cut.csv", cut)
 	addVersion(4, "datasets/housing/rows/cut.csv")
+	// Version 5: the blob cut at a line boundary, every row it keeps whole;
+	// only its recorded row count and hash tell.
+	short := whole.Bytes()[:bytes.IndexByte(whole.Bytes()[whole.Len()/2:], '\n')+whole.Len()/2+1]
+	write(t, bucket, "datasets/housing/rows/short.csv", short)
+	w := v
+	w.Number, w.Blobs, w.BlobRows, w.BlobHashes = 5, []string{"datasets/housing/rows/short.csv"}, v.BlobRows[:1], v.BlobHashes[:1]
+	require.NoError(t, reg.AddVersion(ctx, w))
 
 	tests := []struct {
 		name     string
@@ -129,6 +141,7 @@ func TestReproduceNamesTheInputItCannotUse(t *testing.T) {
 		{"missing rows blob", func(r *registry.Run) { r.Version = 2 }, "rows of version 2 cannot be read"},
 		{"garbage rows blob", func(r *registry.Run) { r.Version = 3 }, "rows of version 3 cannot be read"},
 		{"truncated rows blob", func(r *registry.Run) { r.Version = 4 }, "rows of version 4 cannot be read"},
+		{"blob short of rows", func(r *registry.Run) { r.Version = 5 }, "rows of version 5 cannot be read"},
 		{"no such version", func(r *registry.Run) { r.Version = 9 }, "version 9 is not in the store"},
 		{"other content", func(r *registry.Run) { r.VersionHash = strings.Repeat("b", 64) }, "the store has " + v.Hash},
 		{"artifact checksum", func(r *registry.Run) { r.Checksum = "sha256:" + strings.Repeat("0", 64) }, "recorded artifact cannot be used"},

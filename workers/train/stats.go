@@ -119,10 +119,10 @@ func (w *Worker) fitStats(ctx context.Context, d *dataset.Definition, v registry
 // reproduceFromStats refits a run fitted from statistics the same way:
 // each blob's statistics recomputed from its rows (not read from their
 // files), folded in blob order as workers/stats does, and fitted.
-func (r *Reproducer) reproduceFromStats(ctx context.Context, d *dataset.Definition, run registry.Run, art *model.Artifact, v registry.Version, start time.Time) (Reproduction, error) {
+func (r *Reproducer) reproduceFromStats(ctx context.Context, d *dataset.Definition, run registry.Run, art *model.Artifact, v registry.Version, rowsBlobs dataset.Opener, start time.Time) (Reproduction, error) {
 	var st *model.Stats
 	for _, b := range v.Blobs {
-		bs, err := model.ComputeStats(ctx, d, d.ScanBlobs(ctx, r.bucket, []string{b}, nil))
+		bs, err := model.ComputeStats(ctx, d, d.ScanBlobs(ctx, rowsBlobs, []string{b}, nil))
 		if err != nil && ctx.Err() == nil {
 			return Reproduction{}, fmt.Errorf("%w: run %s: the rows of version %d cannot be read: %w", ErrUnreproducible, run.ID, v.Number, err)
 		}
