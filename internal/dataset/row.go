@@ -49,7 +49,11 @@ func (d *Definition) ParseValue(c Column, raw string) (Field, error) {
 	}
 	switch c.Type {
 	case TypeFloat, TypeInt:
-		v, err := strconv.ParseFloat(s, 64)
+		v, ok := parseSimpleFloat(s)
+		var err error
+		if !ok {
+			v, err = strconv.ParseFloat(s, 64)
+		}
 		if errors.Is(err, strconv.ErrRange) && math.IsInf(v, 0) {
 			return Field{}, &FieldError{c.Name, fmt.Sprintf("%s overflows a 64-bit float (at most about 1.8e308)", clip(s))}
 		}

@@ -169,6 +169,9 @@ func (sr *StagedReader) parse(i int, c Column, b []byte) (Field, error) {
 	if len(b) == 0 {
 		return Field{Num: math.NaN()}, nil
 	}
+	if v, ok := parseSimpleFloat(view(b)); ok {
+		return Field{Num: v}, nil
+	}
 	v, err := strconv.ParseFloat(view(b), 64)
 	if err != nil {
 		return Field{}, fmt.Errorf("staged csv: column %s: %w", c.Name, err)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strconv"
 	"unicode"
 	"unicode/utf8"
 )
@@ -80,7 +79,7 @@ func appendFormat(b []byte, c Column, f Field) []byte {
 		if math.IsNaN(f.Num) {
 			return b
 		}
-		return strconv.AppendFloat(b, f.Num, 'g', -1, 64)
+		return appendFloat(b, f.Num)
 	}
 	return append(b, f.Str...)
 }
