@@ -37,13 +37,19 @@ func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Re
 
 // ParseValue validates one raw value against a column.
 func (d *Definition) ParseValue(c Column, raw string) (Field, error) {
+	return d.parseValue(&c, raw)
+}
+
+// parseValue is ParseValue without copying the column, for the per-value
+// loop of InputReader.
+func (d *Definition) parseValue(c *Column, raw string) (Field, error) {
 	s := strings.TrimSpace(raw)
 	if !utf8.ValidString(s) {
 		return Field{}, &FieldError{c.Name, "not valid UTF-8"}
 	}
 	if s == "" {
 		if c.Optional {
-			return missing(c), nil
+			return missing(*c), nil
 		}
 		return Field{}, &FieldError{c.Name, "missing value"}
 	}

@@ -18,15 +18,22 @@ import (
 // Hash plus a csv.Writer would format every value twice; the output is
 // byte for byte what encoding/csv writes (stagedwriter_test.go checks).
 type StagedEncoder struct {
-	d      *Definition
-	source []byte // the _source field, CSV-encoded
-	val    []byte // the hash input
-	rec    []byte // the record being built
+	d       *Definition
+	numeric []bool // per kept column, then the target
+	source  []byte // the _source field, CSV-encoded
+	val     []byte // the hash input
+	rec     []byte // the record being built
 }
 
 // NewStagedEncoder encodes rows from one source.
 func (d *Definition) NewStagedEncoder(source string) *StagedEncoder {
-	return &StagedEncoder{d: d, source: appendCSVField(nil, source), val: make([]byte, 0, 256), rec: make([]byte, 0, 256)}
+	numeric := make([]bool, 0, len(d.kept)+1)
+	for _, c := range d.kept {
+		numeric = append(numeric, IsNumeric(c))
+	}
+	numeric = append(numeric, IsNumeric(d.Target))
+	return &StagedEncoder{d: d, numeric: numeric, source: appendCSVField(nil, source),
+		val: make([]byte, 0, 256), rec: make([]byte, 0, 256)}
 }
 
 // Encode returns the row's content hash (equal to Definition.Hash), its
@@ -36,16 +43,28 @@ func (e *StagedEncoder) Encode(r Row) (RowHash, bool, []byte) {
 	// The hash input is every value followed by 0x1f, then the target.
 	e.val = e.val[:0]
 	e.rec = e.rec[:0]
-	for i, c := range e.d.kept {
+	last := len(e.numeric) - 1
+	for i, numeric := range e.numeric {
+		f := &r.Target
+		if i < last {
+			f = &r.Fields[i]
+		}
 		start := len(e.val)
-		e.val = appendFormat(e.val, c, r.Fields[i])
-		e.rec = appendCSVField(e.rec, e.val[start:])
-		e.rec = append(e.rec, ',')
-		e.val = append(e.val, 0x1f)
+		if numeric {
+			// A formatted number never needs CSV quotes.
+			if !math.IsNaN(f.Num) {
+				e.val = appendFloat(e.val, f.Num)
+			}
+			e.rec = append(e.rec, e.val[start:]...)
+		} else {
+			e.val = append(e.val, f.Str...)
+			e.rec = appendCSVField(e.rec, e.val[start:])
+		}
+		if i < last {
+			e.rec = append(e.rec, ',')
+			e.val = append(e.val, 0x1f)
+		}
 	}
-	start := len(e.val)
-	e.val = appendFormat(e.val, e.d.Target, r.Target)
-	e.rec = appendCSVField(e.rec, e.val[start:])
 	var rh RowHash
 	sum := sha256.Sum256(e.val)
 	copy(rh[:], sum[:])
@@ -72,16 +91,6 @@ func (d *Definition) HeaderRecord() []byte {
 		b = appendCSVField(b, name)
 	}
 	return append(b, '\n')
-}
-
-func appendFormat(b []byte, c Column, f Field) []byte {
-	if IsNumeric(c) {
-		if math.IsNaN(f.Num) {
-			return b
-		}
-		return appendFloat(b, f.Num)
-	}
-	return append(b, f.Str...)
 }
 
 // appendCSVField quotes a field exactly when encoding/csv's Writer would
