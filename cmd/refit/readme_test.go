@@ -61,7 +61,8 @@ func TestREADMETour(t *testing.T) {
 	work := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(work, "bin"), 0o755))
 	bin := buildRefit(t)
-	require.NoError(t, os.Rename(bin, filepath.Join(work, "bin", "refit")))
+	// A link: the binary is built once and shared by the package's tests.
+	require.NoError(t, os.Symlink(bin, filepath.Join(work, "bin", "refit")))
 	p := startProgram(t, filepath.Join(work, "var"))
 	addr := strings.TrimPrefix(p.base, "http://")
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "REFIT_HTTP_ADDR=" + addr}
