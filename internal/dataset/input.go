@@ -286,7 +286,7 @@ func (ir *InputReader) Next() (Row, *Rejected, error) {
 		f, ok := ir.known(i, raw)
 		if !ok {
 			var err error
-			if f, err = ir.d.parseValue(&ir.cols[i], view(raw)); err != nil {
+			if f, err = ir.d.parseValue(&ir.cols[i], view(raw), true); err != nil {
 				return Row{}, ir.reject(err.Error()), nil
 			}
 			if f.Str != "" {

@@ -37,14 +37,15 @@ func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Re
 
 // ParseValue validates one raw value against a column.
 func (d *Definition) ParseValue(c Column, raw string) (Field, error) {
-	return d.parseValue(&c, raw)
+	return d.parseValue(&c, raw, false)
 }
 
 // parseValue is ParseValue without copying the column, for the per-value
-// loop of InputReader.
-func (d *Definition) parseValue(c *Column, raw string) (Field, error) {
+// loop of InputReader, which has checked the whole record's UTF-8 already
+// (validUTF8).
+func (d *Definition) parseValue(c *Column, raw string, validUTF8 bool) (Field, error) {
 	s := strings.TrimSpace(raw)
-	if !utf8.ValidString(s) {
+	if !validUTF8 && !utf8.ValidString(s) {
 		return Field{}, &FieldError{c.Name, "not valid UTF-8"}
 	}
 	if s == "" {
