@@ -18,6 +18,11 @@ type InputOptions struct {
 	// columns' max_length, so an over-long text is rejected by name).
 	// Longer records are skipped without being held in memory and rejected.
 	MaxRecordBytes int
+	// ReuseFields makes every row Next returns share one Fields slice,
+	// valid until the next call, for a caller that copies the values
+	// anyway (staging copies them into batches it recycles): no
+	// allocation per row for the fields.
+	ReuseFields bool
 }
 
 // Rejected is one row that was not accepted.
@@ -111,6 +116,7 @@ type InputReader struct {
 	problem string // a quoting problem, reported once the record ends
 
 	slab   []Field       // unused part of the current slab of row fields
+	reuse  bool          // InputOptions.ReuseFields: slab is the one row's fields
 	intern []internTable // per header position
 }
 
@@ -127,9 +133,10 @@ func (d *Definition) NewInputReader(r io.Reader, opts InputOptions) (*InputReade
 		}
 	}
 	ir := &InputReader{
-		d:   d,
-		br:  bufio.NewReaderSize(r, readBufferBytes),
-		max: limit,
+		d:     d,
+		br:    bufio.NewReaderSize(r, readBufferBytes),
+		max:   limit,
+		reuse: opts.ReuseFields,
 	}
 	head, err := ir.br.Peek(sniffBytes)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -302,7 +309,9 @@ func (ir *InputReader) Next() (Row, *Rejected, error) {
 	for _, a := range ir.absent {
 		fields[a.index] = a.value
 	}
-	ir.slab = ir.slab[len(fields):] // taken; a rejected row leaves its slot for the next
+	if !ir.reuse {
+		ir.slab = ir.slab[len(fields):] // taken; a rejected row leaves its slot for the next
+	}
 	return Row{Fields: fields, Target: target}, nil, nil
 }
 

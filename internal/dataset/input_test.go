@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -550,4 +551,37 @@ func BenchmarkInputReaderEncodingCSV(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N)/rows, "allocs/row")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/rows, "ns/row")
+}
+
+// TestInputReaderReuseFields: reusing the Fields slice changes where a row
+// lives, not what it holds (rows and rejections as without the option).
+func TestInputReaderReuseFields(t *testing.T) {
+	d := housing(t)
+	var buf bytes.Buffer
+	require.NoError(t, synth.Housing{Seed: 5, BadRowFraction: 0.1, ZeroPriceFraction: 0.05}.Write(&buf, 3000))
+	read := func(opts dataset.InputOptions) (rows []dataset.Row, rejected []dataset.Rejected) {
+		r, err := d.NewInputReader(bytes.NewReader(buf.Bytes()), opts)
+		require.NoError(t, err)
+		for {
+			row, rej, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				return rows, rejected
+			}
+			require.NoError(t, err)
+			if rej != nil {
+				rejected = append(rejected, *rej)
+				continue
+			}
+			row.Fields = slices.Clone(row.Fields)
+			rows = append(rows, row)
+		}
+	}
+	wantRows, wantRej := read(dataset.InputOptions{})
+	gotRows, gotRej := read(dataset.InputOptions{ReuseFields: true})
+	require.NotEmpty(t, wantRej)
+	require.Equal(t, wantRej, gotRej)
+	require.Equal(t, len(wantRows), len(gotRows))
+	for i := range wantRows {
+		require.Equal(t, fmt.Sprint(wantRows[i]), fmt.Sprint(gotRows[i]), "row %d", i) // NaN-safe
+	}
 }

@@ -137,7 +137,7 @@ func (w *Worker) HandleObject(ctx context.Context, e *events.ObjectFinalized) er
 		return err
 	}
 	defer rc.Close()
-	r, err := d.NewInputReader(rc, dataset.InputOptions{})
+	r, err := d.NewInputReader(rc, dataset.InputOptions{ReuseFields: true}) // readAhead copies the fields
 	var fe *dataset.FileError
 	switch {
 	case errors.As(err, &fe):
