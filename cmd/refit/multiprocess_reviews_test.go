@@ -10,18 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/stretchr/testify/require"
 
 	"github.com/refit-ml/refit/client"
 	"github.com/refit-ml/refit/internal/blob/gcs"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/mongo"
-	"github.com/refit-ml/refit/internal/testenv"
 )
 
 // reviewsBatch is the batch size the test gives the reviews dataset, so
@@ -50,14 +47,6 @@ func TestMultiProcessReviewsOnEmulators(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test: not in -short")
 	}
-	emulator := testenv.StartPubSubEmulator(t)
-	t.Setenv("PUBSUB_EMULATOR_HOST", emulator) // fake-gcs-server publishes notifications there
-	mongoURI := testenv.StartFerretDB(t)
-	gcsSrv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Port: 0, Writer: io.Discard})
-	require.NoError(t, err)
-	t.Cleanup(gcsSrv.Stop)
-	bin := buildRefit(t)
-
 	// The shipped definition, with a batch that corrections can fill.
 	raw, err := os.ReadFile("../../schemas/datasets/reviews.json")
 	require.NoError(t, err)
@@ -69,21 +58,8 @@ func TestMultiProcessReviewsOnEmulators(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(defs, "reviews.json"), b, 0o644))
 
 	const project, bucket, database = "refit-reviews", "refit-reviews", "refit_reviews"
-	env := append(os.Environ(),
-		"REFIT_PROFILE=gcp", "REFIT_GCP_PROJECT="+project, "REFIT_BUCKET="+bucket, "REFIT_DATASETS_DIR="+defs,
-		"REFIT_MONGODB_URI="+mongoURI, "REFIT_MONGODB_DATABASE="+database, "PUBSUB_EMULATOR_HOST="+emulator, "STORAGE_EMULATOR_HOST="+gcsSrv.URL(),
-		"REFIT_HTTP_ADDR=127.0.0.1:0", "REFIT_RECONCILE_INTERVAL=3s", "REFIT_MODEL_REFRESH=2s", "REFIT_LOG_LEVEL=info")
-	c := &cluster{t: t, bin: bin, env: env}
-	t.Cleanup(c.stopAll)
-	logs := func() string {
-		var b strings.Builder
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, p := range c.procs {
-			fmt.Fprintf(&b, "---- %s\n%s", p.target, tailLines(p.out.String(), 30))
-		}
-		return b.String()
-	}
+	s := startEmulatorStack(t, project, bucket, "REFIT_DATASETS_DIR="+defs, "REFIT_MONGODB_DATABASE="+database)
+	c, bin, env, mongoURI, logs := s.cluster, s.bin, s.env, s.mongoURI, s.logs
 	setup := exec.Command(bin, "setup")
 	setup.Env = env
 	out, err := setup.CombinedOutput()
@@ -97,7 +73,7 @@ func TestMultiProcessReviewsOnEmulators(t *testing.T) {
 	api := client.New(gateway.url)
 
 	// 1. A file in the bucket: its notification reaches the workers in GCS's format.
-	storageClient, err := gcs.NewClient(ctx, gcsSrv.URL())
+	storageClient, err := gcs.NewClient(ctx, s.gcsURL)
 	require.NoError(t, err)
 	file, _ := generatedReviews(t, 41, 1200)
 	w := storageClient.Bucket(bucket).Object("incoming/reviews/reviews.csv").NewWriter(ctx)

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/stretchr/testify/require"
 
 	"github.com/refit-ml/refit/internal/blob/gcs"
@@ -21,7 +19,6 @@ import (
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/mongo"
-	"github.com/refit-ml/refit/internal/testenv"
 	"github.com/refit-ml/refit/schemas"
 	"github.com/refit-ml/refit/workers/stats"
 )
@@ -79,30 +76,9 @@ func TestBlobStatisticsAcrossTrainers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test: not in -short")
 	}
-	emulator := testenv.StartPubSubEmulator(t)
-	t.Setenv("PUBSUB_EMULATOR_HOST", emulator)
-	mongoURI := testenv.StartFerretDB(t)
-	gcsSrv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Port: 0, Writer: io.Discard})
-	require.NoError(t, err)
-	t.Cleanup(gcsSrv.Stop)
-	bin := buildRefit(t)
-
 	const project, bucket = "refit-stats", "refit-stats-bucket"
-	env := append(os.Environ(),
-		"REFIT_PROFILE=gcp", "REFIT_GCP_PROJECT="+project, "REFIT_BUCKET="+bucket,
-		"REFIT_MONGODB_URI="+mongoURI, "PUBSUB_EMULATOR_HOST="+emulator, "STORAGE_EMULATOR_HOST="+gcsSrv.URL(),
-		"REFIT_HTTP_ADDR=127.0.0.1:0", "REFIT_RECONCILE_INTERVAL=3s", "REFIT_MODEL_REFRESH=2s", "REFIT_LOG_LEVEL=info")
-	c := &cluster{t: t, bin: bin, env: env}
-	t.Cleanup(c.stopAll)
-	logs := func() string {
-		var b strings.Builder
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, p := range c.procs {
-			fmt.Fprintf(&b, "---- %s\n%s", p.target, tailLines(p.out.String(), 30))
-		}
-		return b.String()
-	}
+	s := startEmulatorStack(t, project, bucket)
+	c, bin, env, mongoURI, logs := s.cluster, s.bin, s.env, s.mongoURI, s.logs
 	setup := exec.Command(bin, "setup")
 	setup.Env = env
 	out, err := setup.CombinedOutput()
@@ -117,7 +93,7 @@ func TestBlobStatisticsAcrossTrainers(t *testing.T) {
 	base := gateway.url
 
 	ctx := context.Background()
-	storageClient, err := gcs.NewClient(ctx, gcsSrv.URL())
+	storageClient, err := gcs.NewClient(ctx, s.gcsURL)
 	require.NoError(t, err)
 	put := func(name string, content []byte) {
 		w := storageClient.Bucket(bucket).Object("incoming/housing/" + name).NewWriter(ctx)

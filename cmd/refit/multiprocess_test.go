@@ -55,6 +55,43 @@ func buildRefit(t *testing.T) string {
 	return bin
 }
 
+// emulatorStack is the Pub/Sub emulator, FerretDB and fake-gcs-server,
+// started for one test, and a cluster of refit processes using them.
+type emulatorStack struct {
+	*cluster
+	emulator, mongoURI, gcsURL string
+}
+
+// startEmulatorStack starts the three servers and a cluster whose processes
+// run the gcp profile on them, with project and bucket, and extra settings.
+func startEmulatorStack(t *testing.T, project, bucket string, extra ...string) *emulatorStack {
+	t.Helper()
+	emulator := testenv.StartPubSubEmulator(t)
+	t.Setenv("PUBSUB_EMULATOR_HOST", emulator) // fake-gcs-server publishes notifications there
+	mongoURI := testenv.StartFerretDB(t)
+	gcsSrv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Port: 0, Writer: io.Discard})
+	require.NoError(t, err)
+	t.Cleanup(gcsSrv.Stop)
+	env := append(os.Environ(),
+		"REFIT_PROFILE=gcp", "REFIT_GCP_PROJECT="+project, "REFIT_BUCKET="+bucket,
+		"REFIT_MONGODB_URI="+mongoURI, "PUBSUB_EMULATOR_HOST="+emulator, "STORAGE_EMULATOR_HOST="+gcsSrv.URL(),
+		"REFIT_HTTP_ADDR=127.0.0.1:0", "REFIT_RECONCILE_INTERVAL=3s", "REFIT_MODEL_REFRESH=2s", "REFIT_LOG_LEVEL=info")
+	c := &cluster{t: t, bin: buildRefit(t), env: append(env, extra...)}
+	t.Cleanup(c.stopAll)
+	return &emulatorStack{cluster: c, emulator: emulator, mongoURI: mongoURI, gcsURL: gcsSrv.URL()}
+}
+
+// logs is the tail of every process's output, for a failure message.
+func (c *cluster) logs() string {
+	var b strings.Builder
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.procs {
+		fmt.Fprintf(&b, "---- %s\n%s", p.target, tailLines(p.out.String(), 30))
+	}
+	return b.String()
+}
+
 func (c *cluster) start(target string) *proc {
 	c.t.Helper()
 	p := &proc{target: target, out: &syncBuffer{}}
@@ -182,30 +219,9 @@ func TestMultiProcessOnEmulators(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test: not in -short")
 	}
-	emulator := testenv.StartPubSubEmulator(t)
-	t.Setenv("PUBSUB_EMULATOR_HOST", emulator) // fake-gcs-server publishes notifications there
-	mongoURI := testenv.StartFerretDB(t)
-	gcsSrv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1", Port: 0, Writer: io.Discard})
-	require.NoError(t, err)
-	t.Cleanup(gcsSrv.Stop)
-	bin := buildRefit(t)
-
 	const project, bucket = "refit-test", "refit-bucket"
-	env := append(os.Environ(),
-		"REFIT_PROFILE=gcp", "REFIT_GCP_PROJECT="+project, "REFIT_BUCKET="+bucket,
-		"REFIT_MONGODB_URI="+mongoURI, "PUBSUB_EMULATOR_HOST="+emulator, "STORAGE_EMULATOR_HOST="+gcsSrv.URL(),
-		"REFIT_HTTP_ADDR=127.0.0.1:0", "REFIT_RECONCILE_INTERVAL=3s", "REFIT_MODEL_REFRESH=2s", "REFIT_LOG_LEVEL=info")
-	c := &cluster{t: t, bin: bin, env: env}
-	t.Cleanup(c.stopAll)
-	logs := func() string {
-		var b strings.Builder
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, p := range c.procs {
-			fmt.Fprintf(&b, "---- %s\n%s", p.target, tailLines(p.out.String(), 30))
-		}
-		return b.String()
-	}
+	s := startEmulatorStack(t, project, bucket)
+	c, bin, env, emulator, logs := s.cluster, s.bin, s.env, s.emulator, s.logs
 
 	// setup: creates everything, then finds everything.
 	setup := func() string {
@@ -242,7 +258,7 @@ func TestMultiProcessOnEmulators(t *testing.T) {
 	c.start("promote")
 	base := gateways[0].url
 
-	storageClient, err := gcs.NewClient(ctx, gcsSrv.URL())
+	storageClient, err := gcs.NewClient(ctx, s.gcsURL)
 	require.NoError(t, err)
 	put := func(name string, content []byte) {
 		w := storageClient.Bucket(bucket).Object(name).NewWriter(ctx)
