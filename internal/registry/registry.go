@@ -18,6 +18,7 @@ const (
 	colVersions    = "versions"
 	colRuns        = "runs"
 	colDecisions   = "decisions"
+	colIntents     = "decision_intents"
 	colPromotions  = "promotions"
 	colDeadLetters = "deadletters"
 	colWebhooks    = "webhook_deliveries"
@@ -27,7 +28,7 @@ const (
 
 // Collections lists every collection, for setup (indexes) and tests.
 func Collections() []string {
-	return []string{colIngests, colCorrections, colVersions, colRuns, colDecisions, colPromotions, colDeadLetters, colWebhooks, colReplays, colDuplicates, colClaims}
+	return []string{colIngests, colCorrections, colVersions, colRuns, colDecisions, colIntents, colPromotions, colDeadLetters, colWebhooks, colReplays, colDuplicates, colClaims}
 }
 
 // Registry reads and writes Refit's records.
@@ -192,6 +193,19 @@ func (r *Registry) AddDecision(ctx context.Context, d Decision) error {
 	return r.insert(ctx, colDecisions, key(d.Dataset, d.RunID), d)
 }
 
+// AddDecisionIntent records how a run is to be decided before anything of
+// the decision is written; one per run, so concurrent promoters of the same
+// run (two replicas, a redelivered event) all carry out the first one's
+// verdict instead of each writing its own.
+func (r *Registry) AddDecisionIntent(ctx context.Context, d Decision) error {
+	return r.insert(ctx, colIntents, key(d.Dataset, d.RunID), d)
+}
+
+// DecisionIntent returns a run's decision intent.
+func (r *Registry) DecisionIntent(ctx context.Context, ds, runID string) (Decision, error) {
+	return get[Decision](ctx, r, colIntents, key(ds, runID))
+}
+
 // Decision returns a run's decision.
 func (r *Registry) Decision(ctx context.Context, ds, runID string) (Decision, error) {
 	return get[Decision](ctx, r, colDecisions, key(ds, runID))
@@ -239,6 +253,11 @@ func (r *Registry) AppendPromotion(ctx context.Context, ds string, next func(lat
 		return p, nil
 	}
 	return Promotion{}, fmt.Errorf("append promotion to %s: lost the race for a sequence number %d times", ds, maxPromotionRaces)
+}
+
+// Promotion returns the promotion of ds with sequence number seq.
+func (r *Registry) Promotion(ctx context.Context, ds string, seq int64) (Promotion, error) {
+	return get[Promotion](ctx, r, colPromotions, promotionKey(ds, seq))
 }
 
 // LatestPromotion returns the champion's promotion (store.ErrNotFound if none).

@@ -305,61 +305,116 @@ const ActorAuto = "auto"
 // number to a concurrent promotion.
 const maxRaces = 20
 
+// decide decides one run in three steps, each safe to repeat after a crash
+// and against a concurrent promoter of the same run (two replicas, a
+// redelivered event, a version decided by the handler of the one before):
+// the verdict is recorded first, as an intent under the run's unique key,
+// so the first promoter's verdict is everyone's; a promotion it calls for
+// is appended once (an earlier attempt's is found in the history by its
+// run); then the decision, with that promotion's sequence, is recorded and
+// announced. Without the intent two promoters could score the run against
+// different champions (a person promoted in between), one appending a
+// promotion and the other recording a rejection.
 func (w *Worker) decide(ctx context.Context, d *dataset.Definition, run registry.Run, correlation string) error {
 	if correlation == "" {
 		correlation = run.ID
 	}
-	for range maxRaces {
-		if dec, err := w.reg.Decision(ctx, d.Name, run.ID); err == nil {
-			return w.announceDecided(ctx, d, dec, correlation)
-		} else if !registry.IsNotFound(err) {
-			return err
-		}
-		champ, err := w.reg.LatestPromotion(ctx, d.Name)
-		hasChamp := err == nil
-		if err != nil && !registry.IsNotFound(err) {
-			return err
-		}
-		if hasChamp && champ.RunID == run.ID {
-			// Promoted by an earlier attempt that stopped before recording
-			// its decision, or by hand before the automatic decision.
-			reason := "promoted (recorded after a restart)"
-			if champ.Actor != ActorAuto {
-				reason = fmt.Sprintf("promoted by %s (promotion #%d) before the automatic decision", champ.Actor, champ.Sequence)
-			}
-			return w.record(ctx, d, registry.Decision{
-				RunID: run.ID, Dataset: d.Name, Promoted: true, Status: registry.StatusPromoted, Sequence: champ.Sequence,
-				EvalVersion: champ.Version, Challenger: champ.Metrics, Reason: reason, DecidedAt: w.now(),
-			}, &champ, correlation)
-		}
-		dec, prom, err := w.evaluate(ctx, d, run, champ, hasChamp)
-		if err != nil {
-			return err
-		}
-		if prom != nil {
-			err := w.reg.AddPromotion(ctx, *prom)
-			if registry.IsDuplicate(err) {
-				w.log.Info("lost the promotion race; deciding again", "dataset", d.Name, "run", run.ID, "sequence", prom.Sequence)
-				continue
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return w.record(ctx, d, dec, prom, correlation)
+	if dec, err := w.reg.Decision(ctx, d.Name, run.ID); err == nil {
+		return w.announceDecided(ctx, d, dec, correlation)
+	} else if !registry.IsNotFound(err) {
+		return err
 	}
-	return fmt.Errorf("promote %s: lost the race for a sequence number %d times", run.ID, maxRaces)
+	dec, err := w.intent(ctx, d, run)
+	if err != nil {
+		return err
+	}
+	if !dec.Promoted {
+		return w.record(ctx, d, dec, nil, correlation)
+	}
+	prom, err := w.promoteOnce(ctx, d, run, dec)
+	if err != nil {
+		return err
+	}
+	dec.Sequence = prom.Sequence
+	return w.record(ctx, d, dec, &prom, correlation)
+}
+
+// intent returns the run's recorded verdict, or decides and records one.
+// A promoted verdict carries the sequence only when the run is the
+// champion already.
+func (w *Worker) intent(ctx context.Context, d *dataset.Definition, run registry.Run) (registry.Decision, error) {
+	dec, err := w.reg.DecisionIntent(ctx, d.Name, run.ID)
+	if !registry.IsNotFound(err) {
+		return dec, err
+	}
+	champ, err := w.reg.LatestPromotion(ctx, d.Name)
+	hasChamp := err == nil
+	if err != nil && !registry.IsNotFound(err) {
+		return registry.Decision{}, err
+	}
+	if hasChamp && champ.RunID == run.ID {
+		// Promoted by hand before the automatic decision (or by an attempt
+		// of an older Refit that stopped before recording its decision).
+		reason := "promoted (recorded after a restart)"
+		if champ.Actor != ActorAuto {
+			reason = fmt.Sprintf("promoted by %s (promotion #%d) before the automatic decision", champ.Actor, champ.Sequence)
+		}
+		dec = registry.Decision{
+			RunID: run.ID, Dataset: d.Name, Promoted: true, Status: registry.StatusPromoted, Sequence: champ.Sequence,
+			EvalVersion: champ.Version, Challenger: champ.Metrics, Reason: reason, DecidedAt: w.now(),
+		}
+	} else if dec, err = w.evaluate(ctx, d, run, champ, hasChamp); err != nil {
+		return registry.Decision{}, err
+	}
+	err = w.reg.AddDecisionIntent(ctx, dec)
+	if registry.IsDuplicate(err) {
+		return w.reg.DecisionIntent(ctx, d.Name, run.ID) // a concurrent promoter's verdict is the one
+	}
+	return dec, err
+}
+
+// promoteOnce appends the promotion a promoted verdict calls for, under
+// the next sequence number, unless an earlier attempt did: a run has at
+// most one automatic promotion.
+func (w *Worker) promoteOnce(ctx context.Context, d *dataset.Definition, run registry.Run, dec registry.Decision) (registry.Promotion, error) {
+	if dec.Sequence > 0 {
+		return w.reg.Promotion(ctx, d.Name, dec.Sequence)
+	}
+	for range maxRaces {
+		history, err := w.reg.Promotions(ctx, d.Name)
+		if err != nil {
+			return registry.Promotion{}, err
+		}
+		if i := slices.IndexFunc(history, func(p registry.Promotion) bool { return p.RunID == run.ID && p.Actor == ActorAuto }); i >= 0 {
+			return history[i], nil
+		}
+		p := registry.Promotion{
+			Dataset: d.Name, Sequence: 1, RunID: run.ID, Spec: run.Spec, Version: run.Version, VersionHash: run.VersionHash,
+			ArtifactURI: run.ArtifactURI, Artifact: run.Artifact, Checksum: run.Checksum, Metrics: dec.Challenger,
+			Actor: ActorAuto, Reason: dec.Reason, PromotedAt: dec.DecidedAt,
+		}
+		if n := len(history); n > 0 {
+			p.Sequence, p.PreviousRunID = history[n-1].Sequence+1, history[n-1].RunID
+		}
+		err = w.reg.AddPromotion(ctx, p)
+		if registry.IsDuplicate(err) {
+			w.log.Info("lost the promotion race; appending again", "dataset", d.Name, "run", run.ID, "sequence", p.Sequence)
+			continue
+		}
+		return p, err
+	}
+	return registry.Promotion{}, fmt.Errorf("promote %s: lost the race for a sequence number %d times", run.ID, maxRaces)
 }
 
 // evaluate scores challenger and champion on the same rows and decides.
-func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run registry.Run, champ registry.Promotion, hasChamp bool) (registry.Decision, *registry.Promotion, error) {
+func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run registry.Run, champ registry.Promotion, hasChamp bool) (registry.Decision, error) {
 	evalVersion := run.Version
 	if hasChamp && champ.Version > evalVersion {
 		evalVersion = champ.Version
 	}
 	v, err := w.reg.Version(ctx, d.Name, evalVersion)
 	if err != nil {
-		return registry.Decision{}, nil, err
+		return registry.Decision{}, err
 	}
 	scored := []scoredRun{{run.ID, run.Artifact, run.Checksum}}
 	if hasChamp {
@@ -372,7 +427,7 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 		scores, err = w.score(ctx, d, scored, d.ScanSplit(ctx, w.bucket, v.Blobs, dataset.TestSplit))
 	}
 	if err != nil {
-		return registry.Decision{}, nil, err
+		return registry.Decision{}, err
 	}
 	challenger := scores[0]
 	dec := registry.Decision{RunID: run.ID, Dataset: d.Name, Status: registry.StatusRejected, EvalVersion: evalVersion,
@@ -384,16 +439,8 @@ func (w *Worker) evaluate(ctx context.Context, d *dataset.Definition, run regist
 	}
 	verdict := Rule(d.Name, d.Promotion, challenger, champion, evalVersion)
 	dec.Status, dec.Reason = verdict.Status, verdict.Reason
-	if !verdict.Promote() {
-		return dec, nil, nil
-	}
-	dec.Promoted = true
-	dec.Sequence = champ.Sequence + 1
-	return dec, &registry.Promotion{
-		Dataset: d.Name, Sequence: dec.Sequence, RunID: run.ID, Spec: run.Spec, Version: run.Version, VersionHash: run.VersionHash,
-		ArtifactURI: run.ArtifactURI, Artifact: run.Artifact, Checksum: run.Checksum, Metrics: challenger,
-		PreviousRunID: champ.RunID, Actor: ActorAuto, Reason: dec.Reason, PromotedAt: dec.DecidedAt,
-	}, nil
+	dec.Promoted = verdict.Promote()
+	return dec, nil
 }
 
 // scoredRun names a model to score.

@@ -142,6 +142,41 @@ func TestHandleTrained(t *testing.T) {
 				}
 			},
 			want: want{decisions: 2, champion: "linear-onehot", promotions: 1}},
+		{name: "a concurrent promoter's verdict is carried out, not this one's",
+			setup: func(t *testing.T, e *workertest.Env, _ *promote.Worker, _ []*events.ModelTrained) {
+				raced := false
+				e.Docs.InsertFn = func(ctx context.Context, col, key string, body json.RawMessage) error {
+					if col != "decision_intents" || raced {
+						return e.Docs.Docs.Insert(ctx, col, key, body)
+					}
+					// A replica that scored the better run against another
+					// champion recorded a rejection first.
+					raced = true
+					var dec map[string]any
+					require.NoError(t, json.Unmarshal(body, &dec))
+					dec["promoted"], dec["status"], dec["reason"] = false, "rejected", "the racer's verdict"
+					b, err := json.Marshal(dec)
+					require.NoError(t, err)
+					require.NoError(t, e.Docs.Docs.Insert(ctx, col, key, b))
+					return store.ErrDuplicate
+				}
+			},
+			want: want{decisions: 2, champion: "linear-hashed", promotions: 1, announced: 1}},
+		{name: "a promotion appended before a crash is not appended again",
+			setup: func(t *testing.T, e *workertest.Env, w *promote.Worker, evs []*events.ModelTrained) {
+				e.Docs.InsertFn = func(ctx context.Context, col, key string, body json.RawMessage) error {
+					if col == "decisions" {
+						return errBoom // the process dies before recording its decision
+					}
+					return e.Docs.Docs.Insert(ctx, col, key, body)
+				}
+				require.ErrorIs(t, w.HandleTrained(context.Background(), evs[0]), errBoom)
+				proms, err := e.Registry.Promotions(context.Background(), "housing")
+				require.NoError(t, err)
+				require.Len(t, proms, 1)
+				e.Docs.InsertFn = nil
+			},
+			want: want{decisions: 2, champion: "linear-onehot", promotions: 1, announced: 1}},
 		{name: "an artifact that does not match its checksum is permanent",
 			setup: func(t *testing.T, e *workertest.Env, _ *promote.Worker, _ []*events.ModelTrained) {
 				e.Bucket.OpenFn = func(ctx context.Context, name string) (io.ReadCloser, error) {
