@@ -16,7 +16,6 @@ import (
 	"sync"
 	"testing"
 
-	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	monv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	appsv1 "k8s.io/api/apps/v1"
@@ -135,26 +134,9 @@ func builtin(apiVersion, kind string) any {
 	return nil
 }
 
-// kedaType maps a KEDA apiVersion/kind to KEDA's own Go type (v2.21.0),
-// which the object must decode into strictly. The testdata/crds schemas
-// still check what the types cannot say: each trigger type's metadata keys
-// and the pod identity provider's values.
-func kedaType(apiVersion, kind string) any {
-	switch apiVersion + "/" + kind {
-	case "keda.sh/v1alpha1/ScaledObject":
-		return &kedav1alpha1.ScaledObject{}
-	case "keda.sh/v1alpha1/ScaledJob":
-		return &kedav1alpha1.ScaledJob{}
-	case "keda.sh/v1alpha1/TriggerAuthentication":
-		return &kedav1alpha1.TriggerAuthentication{}
-	case "keda.sh/v1alpha1/ClusterTriggerAuthentication":
-		return &kedav1alpha1.ClusterTriggerAuthentication{}
-	}
-	return nil
-}
-
 // crdSchemas are the custom resources checked against
-// testdata/crds/<group>_<version>_<kind>.json (KEDA's after kedaType).
+// testdata/crds/<group>_<version>_<kind>.json (KEDA's after KEDA's own CRD,
+// keda_crd_test.go).
 var crdSchemas = map[string]bool{
 	"keda.sh/v1alpha1/ScaledObject":              true,
 	"keda.sh/v1alpha1/ScaledJob":                 true,
@@ -231,22 +213,26 @@ func decodeObject(t *testing.T, doc string) (object, error) {
 		o.Typed = typed
 		return o, nil
 	}
-	if typed := kedaType(o.APIVersion, o.Kind); typed != nil {
-		// Every KEDA object any overlay renders, so one added later is covered.
-		if err := strict([]byte(doc), typed); err != nil {
-			return o, fmt.Errorf("%s does not decode strictly into KEDA's %T: %w", o.id(), typed, err)
-		}
-	}
 	if !crdSchemas[gvk] {
 		return o, fmt.Errorf("%s: no Go type or schema for %s: add one to the test", o.id(), gvk)
 	}
-	js, err := yaml.YAMLToJSON([]byte(doc))
+	js, err := yaml.YAMLToJSONStrict([]byte(doc))
 	if err != nil {
 		return o, err
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(js))
 	if err != nil {
 		return o, err
+	}
+	if strings.HasPrefix(o.APIVersion, "keda.sh/") {
+		// Every KEDA object any overlay renders, so one added later is covered.
+		s := kedaCRDSchema(t, o.APIVersion, o.Kind)
+		if s == nil {
+			return o, fmt.Errorf("%s: KEDA %s has no %s", o.id(), kedaModule, gvk)
+		}
+		if err := s.Validate(inst); err != nil {
+			return o, fmt.Errorf("%s does not match KEDA's CRD (strict): %v", o.id(), err)
+		}
 	}
 	if err := crdSchema(t, o.APIVersion, o.Kind).Validate(inst); err != nil {
 		return o, fmt.Errorf("%s does not match testdata/crds schema: %v", o.id(), err)
@@ -990,6 +976,17 @@ spec:
       behavior: {scaleDown: {stabilisationWindowSeconds: 300}}
   triggers: [{type: prometheus, metadata: {serverAddress: s, query: q, threshold: "1"}}]
 `, "stabilisationWindowSeconds"},
+		{"HPA behavior with a string where KEDA's type has a number", `
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: x}
+spec:
+  scaleTargetRef: {name: d}
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior: {scaleUp: {policies: [{type: Pods, value: "four", periodSeconds: 60}]}}
+  triggers: [{type: prometheus, metadata: {serverAddress: s, query: q, threshold: "1"}}]
+`, "value"},
 		{"external trigger with a misplaced field", `
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
