@@ -220,3 +220,13 @@ func count(t *testing.T, c *prometheus.CounterVec, labels ...string) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// Has reports whether a rows blob has a readable statistics file.
+func (s *Store) Has(ctx context.Context, def *dataset.Definition, rowsBlob string) (bool, error) {
+	key, err := model.StatsKey(def)
+	if err != nil {
+		return false, err
+	}
+	_, reason, err := s.read(ctx, def, BlobName(rowsBlob, key))
+	return err == nil && reason == "", err
+}
