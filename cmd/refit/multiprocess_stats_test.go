@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -196,8 +195,7 @@ func TestBlobStatisticsAcrossTrainers(t *testing.T) {
 	p := startProgram(t, t.TempDir())
 	want := 0
 	for _, u := range statsUploads {
-		code, body := p.do("POST", "/v1/datasets/housing/uploads?name="+u.name, "text/csv", generate(t, u.seed, u.rows))
-		require.Equal(t, http.StatusCreated, code, string(body))
+		p.upload(p.api(), "housing", u.name, generate(t, u.seed, u.rows))
 		want += u.rows
 		p.eventually("staged "+u.name, func() bool { return p.dataset().Rows.Accepted == want })
 	}

@@ -326,8 +326,7 @@ func TestMultiProcessOnEmulators(t *testing.T) {
 	// The same files through the embedded profile in one process.
 	p := startProgram(t, t.TempDir())
 	for _, u := range uploads {
-		code, body := p.do("POST", "/v1/datasets/housing/uploads?name="+u.name, "text/csv", generate(t, u.seed, u.rows))
-		require.Equal(t, http.StatusCreated, code, string(body))
+		p.upload(p.api(), "housing", u.name, generate(t, u.seed, u.rows))
 		want := 0
 		for _, w := range uploads {
 			want += w.rows
