@@ -230,6 +230,7 @@ type StatsBuilder struct {
 	st                 *Stats
 	numField, catField []int
 	catCol             []dataset.Column
+	catNum             []bool // per Cat column: it holds numbers
 	train, test        *sumsBuilder
 	width, n           int
 }
@@ -250,6 +251,7 @@ func NewStatsBuilder(def *dataset.Definition) (*StatsBuilder, error) {
 		i, _ := def.Index(c)
 		sb.catField = append(sb.catField, i)
 		sb.catCol = append(sb.catCol, def.Kept()[i])
+		sb.catNum = append(sb.catNum, dataset.IsNumeric(def.Kept()[i]))
 	}
 	sb.train, sb.test = newSumsBuilder(st), newSumsBuilder(st)
 	sb.test.sample = true
@@ -265,7 +267,7 @@ func (sb *StatsBuilder) Add(r dataset.StagedRow) error {
 	if r.Test {
 		b = sb.test
 	}
-	if err := b.add(r, sb.st.Num, sb.numField, sb.catField, sb.catCol); err != nil {
+	if err := b.add(r, sb.st.Num, sb.numField, sb.catField, sb.catCol, sb.catNum); err != nil {
 		return fmt.Errorf("row %d: %w", sb.n, err)
 	}
 	sb.n++
@@ -323,7 +325,7 @@ func newSumsBuilder(st *Stats) *sumsBuilder {
 // so the bits are those of the plain update (TestStatsBytesAreStable). A
 // row whose deltas overflow (±Inf, where Inf·0 would be NaN) takes the
 // plain update.
-func (b *sumsBuilder) add(r dataset.StagedRow, numName []string, numField, catField []int, catCol []dataset.Column) error {
+func (b *sumsBuilder) add(r dataset.StagedRow, numName []string, numField, catField []int, catCol []dataset.Column, catNum []bool) error {
 	s, k, v := b.s, b.k, b.v
 	for j, fi := range numField {
 		x := r.Fields[fi].Num
@@ -392,14 +394,17 @@ func (b *sumsBuilder) add(r dataset.StagedRow, numName []string, numField, catFi
 		var ok bool
 		var key string
 		if m := b.mod[c]; m > 0 {
-			slot := residueSlot(hashField(catCol[c], r.Fields[fi]), m)
+			slot := residueSlot(fieldHash(catNum[c], r.Fields[fi]), m)
 			l, ok = b.slot[c][slot]-1, b.slot[c][slot] > 0
 			if !ok {
 				b.slot[c][slot] = len(s.Levels[c]) + 1
 				key = residueName(slot)
 			}
 		} else {
-			key = dataset.Format(catCol[c], r.Fields[fi])
+			key = r.Fields[fi].Str // dataset.Format of a string
+			if catNum[c] {
+				key = dataset.Format(catCol[c], r.Fields[fi])
+			}
 			l, ok = b.index[c][key]
 		}
 		if !ok {
