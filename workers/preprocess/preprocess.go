@@ -15,7 +15,6 @@
 package preprocess
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -208,35 +207,30 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 	_, err := w.bucket.Write(ctx, chunk, blob.CreateOnly, func(out io.Writer) error {
 		in.Accepted, in.TestRows, in.Rejected, in.RejectedLines, rejected = 0, 0, 0, 0, nil // a retried write starts over
 		st, noStats = nil, ""
-		bw := bufio.NewWriterSize(out, 256<<10)
-		if _, err := bw.Write(d.HeaderRecord()); err != nil {
-			return err
-		}
+		cw := startChunkWriter(out)
+		closed := false
+		defer func() {
+			if !closed {
+				_ = cw.close()
+			}
+		}()
 		enc := d.NewStagedEncoder(in.Source.Key())
-		next, release, stop := readAhead(ctx, rows)
+		next, stop := readAhead(ctx, rows)
 		defer stop()
 		var cs *chunkStats
 		if withStats {
-			var err error
-			if cs, err = startChunkStats(d, release); err != nil {
-				noStats = err.Error() // the train worker reports it on the version
-			}
-			defer func() {
-				if cs != nil {
-					cs.finish()
-				}
-			}()
+			cs = newChunkStats(d)
 		}
+		buf := append(cw.buffer(), d.HeaderRecord()...)
 		for {
-			b, err := next()
+			batch, err := next()
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
 				return err
 			}
-			for i := range b.rows {
-				p := &b.rows[i]
+			for _, p := range batch {
 				if p.rej != nil {
 					in.Rejected++
 					in.RejectedLines += max(p.rej.Lines, 1)
@@ -245,20 +239,19 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 					}
 					continue
 				}
-				var rec []byte
-				p.hash, p.test, rec = enc.Encode(p.row)
-				if _, err := bw.Write(rec); err != nil {
-					return err
+				h, test, rec := enc.Encode(p.row)
+				buf = append(buf, rec...)
+				if cs != nil {
+					cs.add(p.row, h, test)
 				}
 				in.Accepted++
-				if p.test {
+				if test {
 					in.TestRows++
 				}
 			}
-			if cs != nil {
-				cs.add(b) // released once summed
-			} else {
-				release(b)
+			if len(buf) >= 128<<10 {
+				cw.write(buf)
+				buf = cw.buffer()
 			}
 		}
 		if in.Accepted == 0 {
@@ -266,9 +259,10 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 		}
 		if cs != nil {
 			st, noStats = cs.finish()
-			cs = nil
 		}
-		return bw.Flush()
+		cw.write(buf)
+		closed = true
+		return cw.close()
 	})
 	switch {
 	case err == nil, errors.Is(err, blob.ErrExists):

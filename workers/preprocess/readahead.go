@@ -8,13 +8,10 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 )
 
-// parsed is one outcome of rowReader.Next, and the identity the encoder
-// gives an accepted row.
+// parsed is one outcome of rowReader.Next.
 type parsed struct {
-	row  dataset.Row
-	rej  *dataset.Rejected
-	hash dataset.RowHash
-	test bool
+	row dataset.Row
+	rej *dataset.Rejected
 }
 
 const readAheadBatch = 1024
@@ -27,16 +24,18 @@ type batch struct {
 }
 
 // readAhead runs rows.Next on its own goroutine, a batch ahead of the
-// caller, so that parsing and validating (one core) overlap with hashing
-// and writing (another). Each row's fields are copied into the batch's
-// arena, so rows may reuse their Fields (InputOptions.ReuseFields);
-// strings are not copied (they are the row's). next returns io.EOF at the
-// end. A batch is valid until it is given to release (from any goroutine,
-// once), which recycles it. stop must be called when done.
-func readAhead(ctx context.Context, rows rowReader) (next func() (*batch, error), release func(*batch), stop func()) {
+// caller, so that parsing and validating (one core) overlap with encoding,
+// hashing and summing the rows, while a third goroutine writes the chunk
+// (chunkwriter.go). Each row's fields
+// are copied into the batch's arena, so rows may reuse their Fields
+// (InputOptions.ReuseFields); strings are not copied (they are the row's).
+// next returns io.EOF at the end, and the previous batch goes back to be
+// reused: it is valid until the following call. stop must be called when
+// done.
+func readAhead(ctx context.Context, rows rowReader) (next func() ([]parsed, error), stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	batches := make(chan *batch, 2)
-	free := make(chan *batch, 6) // as many as can be out at once: 2 queued, 1 filling, 1 encoding, 2 summed
+	free := make(chan *batch, 4) // more than can be out at once: 2 queued, 1 filling, 1 read
 	var readErr error            // written before batches is closed
 	go func() {
 		defer close(batches)
@@ -59,7 +58,7 @@ func readAhead(ctx context.Context, rows rowReader) (next func() (*batch, error)
 					b.fields = append(b.fields, row.Fields...)
 					row.Fields = b.fields[start:len(b.fields):len(b.fields)]
 				}
-				b.rows = append(b.rows, parsed{row: row, rej: rej})
+				b.rows = append(b.rows, parsed{row, rej})
 			}
 			select {
 			case batches <- b:
@@ -71,16 +70,19 @@ func readAhead(ctx context.Context, rows rowReader) (next func() (*batch, error)
 			}
 		}
 	}()
-	release = func(b *batch) {
-		select {
-		case free <- b:
-		default: // more out at once than free holds: let it go
+	var last *batch
+	next = func() ([]parsed, error) {
+		if last != nil {
+			select {
+			case free <- last:
+			default:
+			}
+			last = nil
 		}
-	}
-	next = func() (*batch, error) {
 		b, ok := <-batches
 		if ok {
-			return b, nil
+			last = b
+			return b.rows, nil
 		}
 		if readErr != nil && !errors.Is(readErr, io.EOF) {
 			return nil, readErr
@@ -95,5 +97,5 @@ func readAhead(ctx context.Context, rows rowReader) (next func() (*batch, error)
 		for range batches { // let the reader finish before its source is closed
 		}
 	}
-	return next, release, stop
+	return next, stop
 }
