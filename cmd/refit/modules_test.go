@@ -3,8 +3,6 @@ package main
 import (
 	"io"
 	"log/slog"
-	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -149,29 +147,4 @@ func TestEveryRouteHasItsHandler(t *testing.T) {
 		build:  func(*env) (*module, error) { return &module{handlers: handlerSet{"other": nil}}, nil }}
 	_, err = bindTarget(bad, &env{st: st}, "r")
 	require.ErrorContains(t, err, "broken: no handler for route broken")
-}
-
-// TestArchitectureShowsTheModuleTable: ARCHITECTURE.md's copy of the table
-// lists every target, in order, with the routes it has here.
-func TestArchitectureShowsTheModuleTable(t *testing.T) {
-	doc, err := os.ReadFile("../../ARCHITECTURE.md")
-	require.NoError(t, err)
-	row := regexp.MustCompile("(?m)^\\| `([a-z-]+)` \\| [^|]+ \\| ([^|]+) \\| [^|]+ \\|$")
-	route := regexp.MustCompile("`([^`]+)` → `([^`]+)`")
-	var documented, want []string
-	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
-		var routes []string
-		for _, r := range route.FindAllStringSubmatch(m[2], -1) {
-			routes = append(routes, r[1]+" → "+r[2])
-		}
-		documented = append(documented, m[1]+": "+strings.Join(routes, ", "))
-	}
-	for _, tg := range targets() {
-		var routes []string
-		for _, r := range tg.routes {
-			routes = append(routes, r.topic+" → "+r.group)
-		}
-		want = append(want, tg.name+": "+strings.Join(routes, ", "))
-	}
-	require.Equal(t, want, documented)
 }
