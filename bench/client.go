@@ -38,24 +38,3 @@ func WaitDecided(ctx context.Context, c *client.Client, v, specs int, timeout ti
 		}
 	}
 }
-
-// WaitRuns waits until version v has runs for every spec.
-func WaitRuns(ctx context.Context, c *client.Client, v, specs int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		runs, err := c.Runs(ctx, "housing", client.RunsQuery{Version: v, Limit: 100})
-		if err != nil {
-			return err
-		}
-		if n := len(runs.Runs); n >= specs {
-			return nil
-		} else if time.Now().After(deadline) {
-			return fmt.Errorf("version %d: %d of %d runs after %v", v, n, specs, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}

@@ -396,3 +396,16 @@ func (c *Client) ReplayDeadLetter(ctx context.Context, id, actor string) (Replay
 	}
 	return r, c.call(ctx, http.MethodPost, "/v1/deadletters/"+esc(id)+"/replay", body, http.StatusOK, &r)
 }
+
+// WebhookDeliveries is the webhook delivery log, oldest first (admin);
+// eventID, when set, keeps that event's lines only.
+func (c *Client) WebhookDeliveries(ctx context.Context, eventID string) ([]WebhookDelivery, error) {
+	path := "/v1/webhooks/deliveries"
+	if eventID != "" {
+		path += "?event_id=" + url.QueryEscape(eventID)
+	}
+	var out struct {
+		Deliveries []WebhookDelivery `json:"deliveries"`
+	}
+	return out.Deliveries, c.get(ctx, path, &out)
+}

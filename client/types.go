@@ -434,6 +434,26 @@ type Replay struct {
 	Already bool `json:"already,omitempty"`
 }
 
+// WebhookDelivery is one line of the webhook delivery log: an attempt, or
+// a delivery's outcome.
+type WebhookDelivery struct {
+	// DeliveryID is the same on every retry of one (URL, event).
+	DeliveryID string `json:"delivery_id"`
+	Kind       string `json:"kind"` // attempt or outcome
+	// URL is the endpoint without its query string or credentials.
+	URL        string    `json:"url"`
+	EventID    string    `json:"event_id"`
+	EventType  string    `json:"event_type"`
+	Dataset    string    `json:"dataset"`
+	Attempt    int       `json:"attempt"`
+	HTTPStatus int       `json:"http_status,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Outcome    string    `json:"outcome,omitempty"` // delivered or failed
+	DurationMS float64   `json:"duration_ms,omitempty"`
+	At         time.Time `json:"at"`
+	Payload    string    `json:"payload,omitempty"`
+}
+
 // Event is one Server-Sent Event of GET /v1/events.
 type Event struct {
 	ID   string

@@ -5,11 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/refit-ml/refit/gateway"
-	"github.com/refit-ml/refit/internal/blob"
-	"github.com/refit-ml/refit/internal/blob/local"
 	"github.com/refit-ml/refit/internal/dataset"
-	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
-	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/internal/synth"
 	"github.com/refit-ml/refit/workers/serve"
 )
@@ -70,47 +63,22 @@ func (m oneModel) Current(ds string) *serve.Serving {
 func (oneModel) Ready() bool           { return true }
 func (oneModel) States() []serve.State { return nil }
 
-type reviewsFixture struct {
-	def     *dataset.Definition
-	reg     *registry.Registry
-	metrics *prometheus.Registry
-	srv     *httptest.Server
-}
-
 // newReviewsFixture serves schemas/datasets/reviews.json (its review
 // bounded to 200 bytes) with the word classifier.
-func newReviewsFixture(t *testing.T) *reviewsFixture {
+func newReviewsFixture(t *testing.T) *fixture {
 	t.Helper()
-	b, err := os.ReadFile("../schemas/datasets/reviews.json")
-	require.NoError(t, err)
-	def, err := dataset.Parse(bytes.Replace(b, []byte(`"max_length": 100000`), []byte(`"max_length": 200`), 1))
-	require.NoError(t, err)
-	catalog, err := dataset.NewCatalog(def)
-	require.NoError(t, err)
-	bucket, err := local.New(t.TempDir(), "test")
-	require.NoError(t, err)
-	f := &reviewsFixture{def: def, reg: registry.New(memory.New()), metrics: prometheus.NewRegistry()}
+	def := shipped(t, "reviews", `"max_length": 100000`, `"max_length": 200`)
 	p := registry.Promotion{Dataset: "reviews", Sequence: 1, RunID: "0000000000000001", Spec: "logistic-tfidf", Version: 1,
 		Checksum: "sha256:00", PromotedAt: time.Now().UTC()}
 	serving := serve.NewServing(p, wordClassifier{classes: def.Classes()}, def)
 	require.NotNil(t, serving.Classifier, "the word classifier answers the dataset's classes")
-	srv, err := gateway.NewServer(gateway.Config{}, gateway.Deps{Datasets: catalog, Registry: f.reg, Bucket: bucket,
-		Publisher: nopPublisher{}, Models: oneModel{serving}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Metrics: f.metrics, Events: gateway.NewHub()})
-	require.NoError(t, err)
-	f.srv = httptest.NewServer(srv)
-	t.Cleanup(f.srv.Close)
-	return f
+	return newFixtureOf(t, def, gateway.Config{}, func(*serve.Models) gateway.Publisher { return nopPublisher{} }, oneModel{serving})
 }
 
-func (f *reviewsFixture) post(t *testing.T, path, body string) (int, []byte) {
+func (f *fixture) post(t *testing.T, path, body string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Post(f.srv.URL+path, "application/json", strings.NewReader(body))
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, b
+	code, _, b := f.call(t, http.MethodPost, path, "", body)
+	return code, b
 }
 
 type classifyAnswer struct {
@@ -247,63 +215,21 @@ func mustMarshal(t *testing.T, v any) string {
 // TestPredictWithARealClassifier serves a logistic artifact fitted on
 // generated reviews through serve.Models, as the gateway does.
 func TestPredictWithARealClassifier(t *testing.T) {
-	b, err := os.ReadFile("../schemas/datasets/reviews.json")
-	require.NoError(t, err)
-	def, err := dataset.Parse(b)
-	require.NoError(t, err)
-	catalog, err := dataset.NewCatalog(def)
-	require.NoError(t, err)
-	bucket, err := local.New(t.TempDir(), "test")
-	require.NoError(t, err)
-	reg := registry.New(memory.New())
+	f := newFixtureOf(t, shipped(t, "reviews"), gateway.Config{}, func(*serve.Models) gateway.Publisher { return nopPublisher{} }, nil)
 	var raw bytes.Buffer
 	require.NoError(t, synth.Reviews{Seed: 4}.Write(&raw, 600))
-	in, err := def.NewInputReader(&raw, dataset.InputOptions{})
-	require.NoError(t, err)
-	var rows []dataset.StagedRow
-	for {
-		r, rej, err := in.Next()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		require.Nil(t, rej)
-		rows = append(rows, dataset.StagedRow{Row: r, Hash: def.Hash(r)})
-	}
-	spec, _ := def.Spec("logistic-tfidf")
-	kind, ok := model.LookupKind(spec.Kind)
-	require.True(t, ok)
-	art, _, err := kind.Fit(context.Background(), def, spec, func(fn func(dataset.StagedRow) error) error {
-		for _, r := range rows {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, nil)
-	require.NoError(t, err)
-	ab, err := art.Marshal()
-	require.NoError(t, err)
-	_, err = bucket.Write(context.Background(), "models/reviews/a.json", blob.CreateOnly, func(w io.Writer) error { _, err := w.Write(ab); return err })
-	require.NoError(t, err)
-	require.NoError(t, reg.AddPromotion(context.Background(), registry.Promotion{Dataset: "reviews", Sequence: 1, RunID: "0000000000000001",
-		Spec: "logistic-tfidf", Version: 1, Artifact: "models/reviews/a.json", Checksum: model.Checksum(ab), Actor: "test", PromotedAt: time.Now().UTC()}))
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	metrics := prometheus.NewRegistry()
-	models := serve.NewModels(catalog, bucket, reg, logger, metrics)
-	require.NoError(t, models.Refresh(context.Background()))
-	require.NotNil(t, models.Current("reviews").Classifier)
-	srv, err := gateway.NewServer(gateway.Config{}, gateway.Deps{Datasets: catalog, Registry: reg, Bucket: bucket,
-		Publisher: nopPublisher{}, Models: models, Logger: logger, Metrics: metrics, Events: gateway.NewHub()})
-	require.NoError(t, err)
-	hs := httptest.NewServer(srv)
-	defer hs.Close()
+	rows, rejected := stagedRows(t, f.def, raw.Bytes())
+	require.Zero(t, rejected)
+	promoteFitted(t, f.bucket, f.reg, f.def, "logistic-tfidf", rows, registry.Promotion{Dataset: "reviews", Sequence: 1, RunID: "0000000000000001",
+		Version: 1, Artifact: "models/reviews/a.json", Actor: "test", PromotedAt: time.Now().UTC()})
+	require.NoError(t, f.models.Refresh(context.Background()))
+	require.NotNil(t, f.models.Current("reviews").Classifier)
 
 	insts := []map[string]string{}
 	for _, r := range rows[:32] {
 		insts = append(insts, map[string]string{"review": r.Fields[0].Str})
 	}
-	resp, err := http.Post(hs.URL+"/v1/models/reviews:predict", "application/json", strings.NewReader(mustMarshal(t, map[string]any{"instances": insts})))
+	resp, err := http.Post(f.srv.URL+"/v1/models/reviews:predict", "application/json", strings.NewReader(mustMarshal(t, map[string]any{"instances": insts})))
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)

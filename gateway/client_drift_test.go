@@ -59,6 +59,7 @@ func TestClientTypesMatchTheGateway(t *testing.T) {
 			".replay.already": "only the replay call's answer says whether it was replayed before",
 		}},
 		{route: "POST /v1/deadletters/{id}/replay", server: replayView{}, client: client.Replay{}},
+		{route: "GET /v1/webhooks/deliveries", server: registry.WebhookDelivery{}, client: client.WebhookDelivery{}},
 	} {
 		t.Run(tt.route, func(t *testing.T) {
 			var diffs []string

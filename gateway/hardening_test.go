@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -178,11 +177,7 @@ func (b *syncBuffer) String() string {
 
 func newSlowServer(t *testing.T, cfg gateway.Config) *slowServer {
 	t.Helper()
-	b, err := os.ReadFile("../schemas/datasets/housing.json")
-	require.NoError(t, err)
-	def, err := dataset.Parse(b)
-	require.NoError(t, err)
-	catalog, err := dataset.NewCatalog(def)
+	catalog, err := dataset.NewCatalog(shipped(t, "housing"))
 	require.NoError(t, err)
 	bucket, err := local.New(t.TempDir(), "test")
 	require.NoError(t, err)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"strconv"
 	"testing"
@@ -18,10 +17,8 @@ import (
 
 	"github.com/refit-ml/refit/bench"
 	"github.com/refit-ml/refit/gateway"
-	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/blob/local"
 	"github.com/refit-ml/refit/internal/dataset"
-	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/internal/synth"
@@ -43,8 +40,8 @@ func BenchmarkPredictReviews(b *testing.B) {
 		body                        func(batch int) ([][]byte, error)
 	}{
 		{"housing/linear-onehot", "housing", "linear-onehot", "housing", func(batch int) ([][]byte, error) { return bench.Bodies(1, bodies, batch) }},
-		{"reviews/logistic-tfidf", "reviews", "logistic-tfidf", "tfidf", func(batch int) ([][]byte, error) { return reviewBodies(9, bodies, batch) }},
-		{"reviews/logistic-hashed", "reviews", "logistic-hashed", "hashed", func(batch int) ([][]byte, error) { return reviewBodies(9, bodies, batch) }},
+		{"reviews/logistic-tfidf", "reviews", "logistic-tfidf", "tfidf", func(batch int) ([][]byte, error) { return reviewBodies(b, 9, bodies, batch) }},
+		{"reviews/logistic-hashed", "reviews", "logistic-hashed", "hashed", func(batch int) ([][]byte, error) { return reviewBodies(b, 9, bodies, batch) }},
 	}
 	servers := make([]*gateway.Server, len(cases))
 	for i, c := range cases {
@@ -119,21 +116,15 @@ func BenchmarkPredictReviews(b *testing.B) {
 
 // reviewBodies makes count predict bodies of batch generated reviews each
 // (long and short, some non-ASCII, as the generator writes them).
-func reviewBodies(seed int64, count, batch int) ([][]byte, error) {
-	def, err := definition("reviews")
-	if err != nil {
-		return nil, err
-	}
-	rows, err := generatedRows(def, seed, count*batch)
-	if err != nil {
-		return nil, err
-	}
+func reviewBodies(tb testing.TB, seed int64, count, batch int) ([][]byte, error) {
+	rows := generatedRows(tb, shipped(tb, "reviews"), seed, count*batch)
 	out := make([][]byte, count)
 	for i := range out {
 		insts := make([]map[string]string, batch)
 		for k := range insts {
 			insts[k] = map[string]string{"review": rows[i*batch+k].Fields[0].Str}
 		}
+		var err error
 		if out[i], err = json.Marshal(map[string]any{"instances": insts}); err != nil {
 			return nil, err
 		}
@@ -141,48 +132,22 @@ func reviewBodies(seed int64, count, batch int) ([][]byte, error) {
 	return out, nil
 }
 
-func definition(name string) (*dataset.Definition, error) {
-	raw, err := os.ReadFile("../schemas/datasets/" + name + ".json")
-	if err != nil {
-		return nil, err
-	}
-	return dataset.Parse(raw)
-}
-
-// generatedRows are n valid rows of the dataset's generator.
-func generatedRows(def *dataset.Definition, seed int64, n int) ([]dataset.StagedRow, error) {
-	var raw []byte
+// generatedRows are the valid rows among n of the dataset's generator.
+func generatedRows(tb testing.TB, def *dataset.Definition, seed int64, n int) []dataset.StagedRow {
+	tb.Helper()
+	var raw bytes.Buffer
+	var err error
 	switch def.Name {
 	case "housing":
-		b, err := bench.CSV(seed, n)
-		if err != nil {
-			return nil, err
-		}
-		raw = b
+		err = synth.Housing{Seed: seed}.Write(&raw, n)
 	default:
-		var b bytes.Buffer
-		if err := (synth.Reviews{Seed: seed, LabelNoise: 0.05}).Write(&b, n); err != nil {
-			return nil, err
-		}
-		raw = b.Bytes()
+		err = synth.Reviews{Seed: seed, LabelNoise: 0.05}.Write(&raw, n)
 	}
-	in, err := def.NewInputReader(bytes.NewReader(raw), dataset.InputOptions{})
 	if err != nil {
-		return nil, err
+		tb.Fatal(err)
 	}
-	var rows []dataset.StagedRow
-	for {
-		r, rej, err := in.Next()
-		if err == io.EOF {
-			return rows, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if rej == nil {
-			rows = append(rows, dataset.StagedRow{Row: r, Hash: def.Hash(r)})
-		}
-	}
+	rows, _ := stagedRows(tb, def, raw.Bytes())
+	return rows
 }
 
 // servingGateway is a gateway whose champion of ds is spec fitted (by its
@@ -191,10 +156,7 @@ func generatedRows(def *dataset.Definition, seed int64, n int) ([]dataset.Staged
 func servingGateway(b *testing.B, ds, specName string) *gateway.Server {
 	b.Helper()
 	ctx := context.Background()
-	def, err := definition(ds)
-	if err != nil {
-		b.Fatal(err)
-	}
+	def := shipped(b, ds)
 	catalog, err := dataset.NewCatalog(def)
 	if err != nil {
 		b.Fatal(err)
@@ -203,43 +165,9 @@ func servingGateway(b *testing.B, ds, specName string) *gateway.Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rows, err := generatedRows(def, 3, 2000)
-	if err != nil {
-		b.Fatal(err)
-	}
-	spec, ok := def.Spec(specName)
-	if !ok {
-		b.Fatalf("%s has no spec %s", ds, specName)
-	}
-	kind, ok := model.LookupKind(spec.Kind)
-	if !ok {
-		b.Fatalf("no model kind %q", spec.Kind)
-	}
-	art, _, err := kind.Fit(ctx, def, spec, func(fn func(dataset.StagedRow) error) error {
-		for _, r := range rows {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, err := art.Marshal()
-	if err != nil {
-		b.Fatal(err)
-	}
-	name := "models/" + ds + "/bench.json"
-	if _, err := bucket.Write(ctx, name, blob.CreateOnly, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
-		b.Fatal(err)
-	}
 	reg := registry.New(memory.New())
-	p := registry.Promotion{Dataset: ds, Sequence: 1, RunID: "bench", Spec: spec.Name, Version: 1,
-		Artifact: name, Checksum: model.Checksum(data), Actor: "bench", PromotedAt: time.Now().UTC()}
-	if err := reg.AddPromotion(ctx, p); err != nil {
-		b.Fatal(err)
-	}
+	promoteFitted(b, bucket, reg, def, specName, generatedRows(b, def, 3, 2000), registry.Promotion{Dataset: ds, Sequence: 1,
+		RunID: "bench", Version: 1, Artifact: "models/" + ds + "/bench.json", Actor: "bench", PromotedAt: time.Now().UTC()})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	metrics := prometheus.NewRegistry()
 	models := serve.NewModels(catalog, bucket, reg, logger, metrics)

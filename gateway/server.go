@@ -133,6 +133,31 @@ type Deps struct {
 	Events *Hub
 }
 
+// check reports the first missing dependency by name.
+func (d Deps) check() error {
+	missing := ""
+	switch {
+	case d.Datasets == nil:
+		missing = "Datasets"
+	case d.Registry == nil:
+		missing = "Registry"
+	case d.Bucket == nil:
+		missing = "Bucket"
+	case d.Publisher == nil:
+		missing = "Publisher"
+	case d.Models == nil:
+		missing = "Models"
+	case d.Logger == nil:
+		missing = "Logger"
+	case d.Metrics == nil:
+		missing = "Metrics"
+	}
+	if missing != "" {
+		return fmt.Errorf("gateway: Deps.%s is nil", missing)
+	}
+	return nil
+}
+
 // Server is the HTTP API.
 type Server struct {
 	cfg      Config
@@ -159,8 +184,8 @@ type Server struct {
 
 // NewServer builds the API handler.
 func NewServer(cfg Config, deps Deps) (*Server, error) {
-	if deps.Datasets == nil || deps.Registry == nil || deps.Bucket == nil || deps.Publisher == nil || deps.Models == nil || deps.Logger == nil || deps.Metrics == nil {
-		return nil, errors.New("gateway: missing dependency")
+	if err := deps.check(); err != nil {
+		return nil, err
 	}
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,18 +30,15 @@ import (
 )
 
 type fixture struct {
-	def    *dataset.Definition
-	reg    *registry.Registry
-	bucket blob.Bucket
-	models *serve.Models
-	hub    *gateway.Hub
-	srv    *httptest.Server
-	rows   []dataset.StagedRow
+	def     *dataset.Definition
+	reg     *registry.Registry
+	bucket  blob.Bucket
+	models  *serve.Models
+	metrics *prometheus.Registry
+	hub     *gateway.Hub
+	srv     *httptest.Server
+	rows    []dataset.StagedRow
 }
-
-type nopPublisher struct{}
-
-func (nopPublisher) Publish(context.Context, events.Event) error { return nil }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
@@ -53,10 +49,19 @@ func newFixture(t *testing.T) *fixture {
 // made for its models.
 func newFixtureWith(t *testing.T, cfg gateway.Config, pub func(*serve.Models) gateway.Publisher) *fixture {
 	t.Helper()
-	b, err := os.ReadFile("../schemas/datasets/housing.json")
-	require.NoError(t, err)
-	def, err := dataset.Parse(b)
-	require.NoError(t, err)
+	f := newFixtureOf(t, shipped(t, "housing"), cfg, pub, nil)
+	var csvBuf bytes.Buffer
+	require.NoError(t, synth.Housing{Seed: 3}.Write(&csvBuf, 400))
+	rows, rejected := stagedRows(t, f.def, csvBuf.Bytes())
+	require.Zero(t, rejected)
+	f.rows = rows
+	return f
+}
+
+// newFixtureOf serves def on an empty bucket and registry (the fixture has
+// no rows), through serve.Models unless serving replaces them.
+func newFixtureOf(t *testing.T, def *dataset.Definition, cfg gateway.Config, pub func(*serve.Models) gateway.Publisher, serving gateway.Models) *fixture {
+	t.Helper()
 	catalog, err := dataset.NewCatalog(def)
 	require.NoError(t, err)
 	bucket, err := local.New(t.TempDir(), "test")
@@ -65,54 +70,24 @@ func newFixtureWith(t *testing.T, cfg gateway.Config, pub func(*serve.Models) ga
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	metrics := prometheus.NewRegistry()
 	models := serve.NewModels(catalog, bucket, reg, logger, metrics)
+	if serving == nil {
+		serving = models
+	}
 	hub := gateway.NewHub()
 	srv, err := gateway.NewServer(cfg, gateway.Deps{Datasets: catalog, Registry: reg, Bucket: bucket,
-		Publisher: pub(models), Models: models, Logger: logger, Metrics: metrics, Events: hub})
+		Publisher: pub(models), Models: serving, Logger: logger, Metrics: metrics, Events: hub})
 	require.NoError(t, err)
-	f := &fixture{def: def, reg: reg, bucket: bucket, models: models, hub: hub, srv: httptest.NewServer(srv)}
+	f := &fixture{def: def, reg: reg, bucket: bucket, models: models, metrics: metrics, hub: hub, srv: httptest.NewServer(srv)}
 	t.Cleanup(f.srv.Close)
-
-	var csvBuf bytes.Buffer
-	require.NoError(t, synth.Housing{Seed: 3}.Write(&csvBuf, 400))
-	in, err := def.NewInputReader(&csvBuf, dataset.InputOptions{})
-	require.NoError(t, err)
-	for {
-		r, rej, err := in.Next()
-		if err == io.EOF {
-			break
-		}
-		require.NoError(t, err)
-		require.Nil(t, rej)
-		f.rows = append(f.rows, dataset.StagedRow{Row: r, Hash: def.Hash(r)})
-	}
 	return f
 }
 
 // promote fits the spec on the first n rows and records promotion seq.
 func (f *fixture) promote(t *testing.T, spec string, n int, seq int64) registry.Promotion {
 	t.Helper()
-	s, _ := f.def.Spec(spec)
-	rows := f.rows[:n]
-	art, err := model.Fit(context.Background(), f.def, s, func(fn func(dataset.StagedRow) error) error {
-		for _, r := range rows {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	require.NoError(t, err)
-	b, err := art.Marshal()
-	require.NoError(t, err)
-	name := fmt.Sprintf("models/housing/%s-%d.json", spec, n)
-	_, err = f.bucket.Write(context.Background(), name, blob.CreateOnly, func(w io.Writer) error { _, err := w.Write(b); return err })
-	if err != nil {
-		require.ErrorIs(t, err, blob.ErrExists)
-	}
-	p := registry.Promotion{Dataset: "housing", Sequence: seq, RunID: fmt.Sprintf("%016d", seq), Spec: spec, Version: int(seq),
-		Artifact: name, Checksum: model.Checksum(b), Actor: "test", PromotedAt: time.Now().UTC()}
-	require.NoError(t, f.reg.AddPromotion(context.Background(), p))
-	return p
+	return promoteFitted(t, f.bucket, f.reg, f.def, spec, f.rows[:n], registry.Promotion{Dataset: "housing", Sequence: seq,
+		RunID: fmt.Sprintf("%016d", seq), Version: int(seq), Artifact: fmt.Sprintf("models/housing/%s-%d.json", spec, n),
+		Actor: "test", PromotedAt: time.Now().UTC()})
 }
 
 func (f *fixture) predictBody(t *testing.T) []byte {

@@ -33,3 +33,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// forget drops a scaled object's series (it is no longer asked for).
+func (m *metrics) forget(k string) {
+	for _, g := range []*prometheus.GaugeVec{m.forecast, m.actual, m.due, m.ape, m.seasons} {
+		g.DeleteLabelValues(k)
+	}
+	m.fit.DeleteLabelValues(k)
+	m.promErrors.DeleteLabelValues(k)
+	m.stale.DeleteLabelValues(k)
+}

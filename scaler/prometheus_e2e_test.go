@@ -23,7 +23,9 @@ import (
 
 	"github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/refit-ml/refit/internal/promapi"
 	"github.com/refit-ml/refit/internal/synth"
@@ -36,6 +38,8 @@ const (
 	base    = 10.0
 	amp     = 90.0
 	horizon = 8 * time.Second
+	// staleFor bounds the last good answer once Prometheus stops.
+	staleFor = 3 * time.Second
 )
 
 func load(since time.Duration) float64 {
@@ -77,14 +81,14 @@ func TestPredictsAheadOfRealPrometheus(t *testing.T) {
 	promAddr := freeAddr(t)
 	sc := startRefit(t, bin, map[string]string{
 		"REFIT_PROMETHEUS_URL": "http://" + promAddr, "REFIT_PROMETHEUS_TIMEOUT": "2s", "REFIT_SCALER_ADDR": "127.0.0.1:0",
-		"REFIT_SCALER_REFRESH": "1ms",
+		"REFIT_SCALER_REFRESH": "1ms", "REFIT_SCALER_STALE_FOR": staleFor.String(),
 	}, regexp.MustCompile(`grpc (\S+) and (http://\S+)`), "serve", "--target=scaler")
 	for _, probe := range []string{"/healthz", "/readyz"} {
 		if code := get(ctx, t, sc.match[2]+probe); code != http.StatusOK {
 			t.Fatalf("scaler %s: %d", probe, code)
 		}
 	}
-	promURL := startPrometheus(ctx, t, prometheusBin, promAddr, hostPort(gateway), hostPort(sc.match[2]))
+	promURL, stopPrometheus := startPrometheus(ctx, t, prometheusBin, promAddr, hostPort(gateway), hostPort(sc.match[2]))
 
 	// The load: the requests due by now under load(), dispatched every
 	// 10 ms to a few senders, bounded in count and in time.
@@ -219,6 +223,25 @@ func TestPredictsAheadOfRealPrometheus(t *testing.T) {
 	if len(vs) != 1 || vs[0].Samples[0].V <= 0 {
 		t.Errorf("refit_scaler_forecast as Prometheus scraped it: %+v", vs)
 	}
+
+	// Prometheus stops: the scaler answers its last good forecast for
+	// REFIT_SCALER_STALE_FOR, then Unavailable, for KEDA's fallback.
+	res, err := keda.GetMetrics(ctx, &externalscaler.GetMetricsRequest{ScaledObjectRef: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastGood := res.GetMetricValues()[0].GetMetricValueFloat()
+	stopPrometheus()
+	stopped := time.Now()
+	res, err = keda.GetMetrics(ctx, &externalscaler.GetMetricsRequest{ScaledObjectRef: ref})
+	if err != nil || res.GetMetricValues()[0].GetMetricValueFloat() != lastGood {
+		t.Fatalf("Prometheus down for %s (stale bound %s): %v %v, want the last good %v", time.Since(stopped).Round(time.Millisecond), staleFor, res, err, lastGood)
+	}
+	time.Sleep(time.Until(stopped.Add(staleFor + time.Second)))
+	if _, err := keda.GetMetrics(ctx, &externalscaler.GetMetricsRequest{ScaledObjectRef: ref}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("Prometheus down beyond the stale bound: %v, want Unavailable", err)
+	}
+	t.Logf("Prometheus stopped: the last good forecast %.1f answered, then Unavailable after %s", lastGood, staleFor)
 }
 
 // buildRefit builds the refit binary once into the test's directory.
@@ -416,8 +439,9 @@ func freeAddr(t *testing.T) string {
 }
 
 // startPrometheus runs the real Prometheus on addr, scraping targets every
-// second, and returns its URL once it is ready.
-func startPrometheus(ctx context.Context, t *testing.T, bin, addr string, targets ...string) string {
+// second, and returns its URL once it is ready, and a function stopping it
+// (also called at cleanup).
+func startPrometheus(ctx context.Context, t *testing.T, bin, addr string, targets ...string) (string, func()) {
 	t.Helper()
 	dir := t.TempDir()
 	quoted := make([]string, len(targets))
@@ -438,9 +462,15 @@ func startPrometheus(ctx context.Context, t *testing.T, bin, addr string, target
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		stop()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("prometheus log:\n%s", b)
@@ -452,13 +482,13 @@ func startPrometheus(ctx context.Context, t *testing.T, bin, addr string, target
 		if res, err := http.Get(url + "/-/ready"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return url
+				return url, stop
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("prometheus at %s not ready in 30s", url)
-	return ""
+	return "", nil
 }
 
 // syncBuffer collects a program's output while it runs.

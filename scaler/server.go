@@ -63,10 +63,12 @@ type Server struct {
 
 	mu    sync.Mutex
 	state map[string]*objectState
+	swept time.Time // last sweep of states no longer asked for
 }
 
 // objectState is what the server remembers of one scaled object's query.
 type objectState struct {
+	key     string            // namespace/name, the metrics' label
 	good    forecast.Result   // last good forecast
 	pending []forecast.Result // forecasts not yet due, oldest first, for the error metric
 	fitted  time.Time         // when good was computed
@@ -276,10 +278,11 @@ func (s *Server) record(sk, k string, now time.Time, r forecast.Result) {
 	defer s.mu.Unlock()
 	st := s.state[sk]
 	if st == nil {
-		st = &objectState{}
+		st = &objectState{key: k}
 		s.state[sk] = st
 	}
 	st.good, st.fitted = r, now
+	s.sweep(now)
 	s.metrics.forecast.WithLabelValues(k).Set(r.Value)
 	s.metrics.actual.WithLabelValues(k).Set(r.Current)
 	s.metrics.seasons.WithLabelValues(k).Set(float64(r.Seasons))
@@ -295,6 +298,34 @@ func (s *Server) record(sk, k string, now time.Time, r forecast.Result) {
 	}
 	if r.Seasons > 0 && len(st.pending) < maxPending {
 		st.pending = append(st.pending, r)
+	}
+}
+
+// sweep forgets the states not refitted for an hour (or 4 StaleFor, if
+// longer): KEDA asks every pollingInterval, so such a state is a deleted
+// ScaledObject or an edited query, which would otherwise stay in memory
+// and on /metrics for good. It looks at most 4 times per that period;
+// s.mu is held.
+func (s *Server) sweep(now time.Time) {
+	after := max(time.Hour, 4*s.cfg.StaleFor)
+	if now.Sub(s.swept) < after/4 {
+		return
+	}
+	s.swept = now
+	live := map[string]bool{}
+	var gone []string
+	for sk, st := range s.state {
+		if now.Sub(st.fitted) > after {
+			delete(s.state, sk)
+			gone = append(gone, st.key)
+		} else {
+			live[st.key] = true
+		}
+	}
+	for _, k := range gone {
+		if !live[k] {
+			s.metrics.forget(k)
+		}
 	}
 }
 

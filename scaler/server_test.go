@@ -304,3 +304,44 @@ func TestOverGRPC(t *testing.T) {
 		t.Fatal("timed out")
 	}
 }
+
+// A ScaledObject no longer asked for (deleted, or its trigger edited) is
+// forgotten after an hour, with its series on /metrics; one still asked
+// for keeps its series even when another of its specs is forgotten.
+func TestForgetsObjectsNoLongerAskedFor(t *testing.T) {
+	now := morning
+	s, err := New(Config{Prometheus: &fakeProm{QueryRangeFn: seasonal(rate)}, Now: func() time.Time { return now }, Refresh: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(name string, meta map[string]string) {
+		t.Helper()
+		ref := &externalscaler.ScaledObjectRef{Name: name, Namespace: "refit-web", ScalerMetadata: meta}
+		if _, err := s.GetMetrics(context.Background(), &externalscaler.GetMetricsRequest{ScaledObjectRef: ref}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edited := with("horizon", "20m")
+	ask("gateway", okMeta)
+	ask("gateway", edited) // the trigger edited: a second spec for the same object
+	ask("deleted", okMeta)
+	for _, at := range []time.Duration{20 * time.Minute, 40 * time.Minute, 61 * time.Minute} {
+		now = morning.Add(at)
+		ask("gateway", okMeta)
+	}
+	s.mu.Lock()
+	var kept []string
+	for _, st := range s.state {
+		kept = append(kept, st.key+" "+st.good.At.Sub(st.fitted).String())
+	}
+	s.mu.Unlock()
+	if len(kept) != 1 || kept[0] != "refit-web/gateway 10m0s" {
+		t.Fatalf("states kept: %q, want only refit-web/gateway's 10m spec", kept)
+	}
+	if n := testutil.CollectAndCount(s.metrics.forecast); n != 1 {
+		t.Fatalf("%d forecast series, want the gateway's only", n)
+	}
+	if v := testutil.ToFloat64(s.metrics.forecast.WithLabelValues("refit-web/gateway")); v <= 0 {
+		t.Fatalf("the gateway's forecast series: %v", v)
+	}
+}

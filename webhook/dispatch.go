@@ -85,8 +85,11 @@ func (c *Config) setDefaults() {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if c.Log == nil || c.Logger == nil {
-		return errors.New("webhook: missing dependency")
+	switch {
+	case c.Log == nil:
+		return errors.New("webhook: Config.Log is nil")
+	case c.Logger == nil:
+		return errors.New("webhook: Config.Logger is nil")
 	}
 	if c.Secret == "" {
 		return errors.New("webhook: a secret is required to sign deliveries")

@@ -265,7 +265,8 @@ func TestConfigIsValidated(t *testing.T) {
 		{"no secret", webhook.Config{URLs: []string{"https://example.com/h"}, Log: log, Logger: logger}, "secret"},
 		{"not http", webhook.Config{URLs: []string{"ftp://example.com/h"}, Secret: "s", Log: log, Logger: logger}, "http(s)"},
 		{"credentials not echoed", webhook.Config{URLs: []string{"mailto://user:pw@x"}, Secret: "s", Log: log, Logger: logger}, "mailto://x"},
-		{"no log", webhook.Config{URLs: []string{"https://example.com/h"}, Secret: "s", Logger: logger}, "missing dependency"},
+		{"no log", webhook.Config{URLs: []string{"https://example.com/h"}, Secret: "s", Logger: logger}, "webhook: Config.Log is nil"},
+		{"no logger", webhook.Config{URLs: []string{"https://example.com/h"}, Secret: "s", Log: log}, "webhook: Config.Logger is nil"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

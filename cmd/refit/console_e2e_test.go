@@ -149,8 +149,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	p := startProgram(t, t.TempDir())
 
 	first := withHostileRow(t, generate(t, 21, 3000))
-	code, body := p.do("POST", "/v1/datasets/housing/uploads?name=first", "text/csv", first)
-	require.Equal(t, 201, code, string(body))
+	p.upload(p.api(), "housing", "first", first)
 	p.eventually("first promotion served", p.serving)
 
 	// The index lists the dataset.
@@ -300,15 +299,8 @@ func TestConsoleClassifierInBrowser(t *testing.T) {
 	w := csv.NewWriter(&csvBuf)
 	require.NoError(t, w.Write([]string{hostileReview, "positive"}))
 	w.Flush()
-	code, body := p.do("POST", "/v1/datasets/reviews/uploads?name=reviews", "text/csv", csvBuf.Bytes())
-	require.Equal(t, 201, code, string(body))
-	p.eventually("a classifier served", func() bool {
-		var m struct {
-			Ready bool `json:"ready"`
-		}
-		p.getJSON("/v1/models/reviews", &m)
-		return m.Ready
-	})
+	p.upload(p.api(), "reviews", "reviews", csvBuf.Bytes())
+	p.eventually("a classifier served", func() bool { return p.model("reviews").Ready })
 
 	// The form has a text area; the hostile review goes in as typed.
 	require.NoError(t, chromedp.Run(ctx, chromedp.Navigate(p.base+"/console/reviews"), chromedp.WaitVisible(`textarea#in-review`),

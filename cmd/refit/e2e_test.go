@@ -92,7 +92,7 @@ func startProgramEnv(t *testing.T, dataDir string, extra map[string]string, args
 		}
 		require.True(t, time.Now().Before(deadline), "refit did not start:\n%s", stderr.String())
 	}
-	p.eventually("ready", func() bool { return p.status("GET", "/readyz", nil) == http.StatusOK })
+	p.eventually("ready", func() bool { return p.api().Ready(context.Background()) == nil })
 	return p
 }
 
@@ -113,6 +113,17 @@ func (p *program) stop() {
 // api is the typed client the CLI uses, on this program's gateway.
 func (p *program) api() *client.Client { return client.New(p.base) }
 
+// admin is api with the admin token.
+func (p *program) admin() *client.Client { return client.New(p.base, client.WithToken(adminToken)) }
+
+// upload sends content through c as incoming/<ds>/<name>.csv.
+func (p *program) upload(c *client.Client, ds, name string, content []byte) client.Uploaded {
+	p.t.Helper()
+	u, err := c.Upload(context.Background(), ds, name, bytes.NewReader(content), int64(len(content)))
+	require.NoError(p.t, err)
+	return u
+}
+
 // promotions is the dataset's promotion history, oldest first.
 func (p *program) promotions() []client.Promotion {
 	p.t.Helper()
@@ -121,21 +132,14 @@ func (p *program) promotions() []client.Promotion {
 	return h.Promotions
 }
 
+// do sends a request by hand, for the tests of the wire itself (bodies
+// and headers the typed client never sends); the rest use api().
 func (p *program) do(method, path, contentType string, body []byte) (int, []byte) {
-	p.t.Helper()
-	return p.doAs("", method, path, contentType, body)
-}
-
-// doAs sends the request with a bearer token (none when empty).
-func (p *program) doAs(token, method, path, contentType string, body []byte) (int, []byte) {
 	p.t.Helper()
 	req, err := http.NewRequest(method, p.base+path, bytes.NewReader(body))
 	require.NoError(p.t, err)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	client := http.DefaultClient
 	if len(body) > 1<<20 {
@@ -155,18 +159,6 @@ func (p *program) doAs(token, method, path, contentType string, body []byte) (in
 	return resp.StatusCode, b
 }
 
-func (p *program) status(method, path string, body []byte) int {
-	code, _ := p.do(method, path, "application/json", body)
-	return code
-}
-
-func (p *program) getJSON(path string, v any) {
-	p.t.Helper()
-	code, b := p.do("GET", path, "", nil)
-	require.Equal(p.t, http.StatusOK, code, string(b))
-	require.NoError(p.t, json.Unmarshal(b, v), string(b))
-}
-
 func (p *program) eventually(what string, cond func() bool) {
 	p.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -178,38 +170,25 @@ func (p *program) eventually(what string, cond func() bool) {
 	}
 }
 
-type datasetView struct {
-	Versions []struct {
-		Number int    `json:"number"`
-		Rows   int    `json:"rows"`
-		Hash   string `json:"hash"`
-	} `json:"versions"`
-	StagedRows int `json:"staged_rows_waiting"`
-	Rows       struct {
-		Accepted, Rejected, Duplicate, Sources int
-	} `json:"rows"`
-	Champion *struct {
-		RunID    string `json:"run_id"`
-		Sequence int64  `json:"sequence"`
-		Version  int    `json:"version"`
-	} `json:"champion"`
+// dataset is GET /v1/datasets/housing.
+func (p *program) dataset() client.Dataset {
+	p.t.Helper()
+	v, err := p.api().Dataset(context.Background(), "housing")
+	require.NoError(p.t, err)
+	return v
 }
 
-func (p *program) dataset() datasetView {
-	var v datasetView
-	p.getJSON("/v1/datasets/housing", &v)
-	return v
+// model is GET /v1/models/<ds>.
+func (p *program) model(ds string) client.ModelStatus {
+	p.t.Helper()
+	m, err := p.api().Model(context.Background(), ds)
+	require.NoError(p.t, err)
+	return m
 }
 
 // serving reports whether the gateway serves a model: the promotion is in
 // the registry before the gateway has loaded it.
-func (p *program) serving() bool {
-	var m struct {
-		Ready bool `json:"ready"`
-	}
-	p.getJSON("/v1/models/housing", &m)
-	return m.Ready
-}
+func (p *program) serving() bool { return p.model("housing").Ready }
 
 func generate(t *testing.T, seed int64, rows int) []byte {
 	var buf bytes.Buffer
@@ -239,41 +218,30 @@ func houses(t *testing.T, content []byte) ([]map[string]any, []float64) {
 	return inst, truth
 }
 
-type predictions struct {
-	Predictions []float64 `json:"predictions"`
-	Model       struct {
-		ID             string `json:"id"`
-		DatasetVersion int    `json:"dataset_version"`
-	} `json:"model"`
-}
-
 func TestEndToEnd(t *testing.T) {
+	ctx := context.Background()
 	dir := t.TempDir()
 	p := startProgram(t, dir)
+	api := p.api()
 
-	code, body := p.do("POST", "/v1/models/housing:predict", "application/json", []byte(`{"instances":[{"bedrooms":3}]}`))
-	require.Equal(t, http.StatusServiceUnavailable, code, "no model yet: %s", body)
-	require.Contains(t, string(body), "no model promoted")
+	_, err := api.PredictJSON(ctx, "housing", []byte(`{"instances":[{"bedrooms":3}]}`))
+	require.Equal(t, http.StatusServiceUnavailable, client.StatusCode(err), "no model yet: %v", err)
+	require.ErrorContains(t, err, "no model promoted")
 
 	// 1. Upload through the API.
 	first := generate(t, 11, 3000)
-	code, body = p.do("POST", "/v1/datasets/housing/uploads?name=first", "text/csv", first)
-	require.Equal(t, http.StatusCreated, code, string(body))
-	require.Contains(t, string(body), `"object":"incoming/housing/first.csv"`)
+	require.Equal(t, "incoming/housing/first.csv", p.upload(api, "housing", "first", first).Object)
 	p.eventually("first promotion served", p.serving)
 
 	// 2. Predictions close to the ground truth on houses it never saw.
 	inst, truth := houses(t, generate(t, 99, 200))
-	reqBody, _ := json.Marshal(map[string]any{"instances": inst})
-	code, body = p.do("POST", "/v1/models/housing:predict", "application/json", reqBody)
-	require.Equal(t, http.StatusOK, code, string(body))
-	var pred predictions
-	require.NoError(t, json.Unmarshal(body, &pred))
+	pred, err := api.Predict(ctx, "housing", inst)
+	require.NoError(t, err)
 	require.Len(t, pred.Predictions, len(truth))
 	require.Equal(t, 1, pred.Model.DatasetVersion)
 	var sse float64
 	for i, y := range pred.Predictions {
-		sse += (y - truth[i]) * (y - truth[i])
+		sse += (y.Value - truth[i]) * (y.Value - truth[i])
 	}
 	rmse := math.Sqrt(sse / float64(len(truth)))
 	t.Logf("RMSE against the noise-free truth: %.0f (noise sd %.0f)", rmse, synth.NoiseSD)
@@ -281,9 +249,8 @@ func TestEndToEnd(t *testing.T) {
 
 	// 3. Corrections are stored and counted.
 	for i := range 3 {
-		c, _ := json.Marshal(map[string]any{"instance": inst[i], "label": truth[i] + 1000})
-		code, body = p.do("POST", "/v1/datasets/housing/corrections", "application/json", c)
-		require.Equal(t, http.StatusAccepted, code, string(body))
+		_, err := api.Correct(ctx, "housing", client.Correction{Instance: inst[i], Label: truth[i] + 1000})
+		require.NoError(t, err)
 	}
 	p.eventually("corrections staged", func() bool { return p.dataset().StagedRows == 3 })
 
@@ -293,26 +260,16 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(incoming, ".second.csv.part"), second, 0o644))
 	require.NoError(t, os.Rename(filepath.Join(incoming, ".second.csv.part"), filepath.Join(incoming, "second.csv")))
 	p.eventually("version 2", func() bool { return len(p.dataset().Versions) == 2 })
-	var runs struct {
-		Runs []struct {
-			ID      string `json:"id"`
-			Version int    `json:"version"`
-		} `json:"runs"`
-	}
+	var runs client.RunsPage
 	p.eventually("runs on version 2", func() bool {
-		p.getJSON("/v1/datasets/housing/runs", &runs)
+		runs, err = api.Runs(ctx, "housing", client.RunsQuery{})
+		require.NoError(t, err)
 		return len(runs.Runs) == 4
 	})
-	var history struct {
-		Promotions []json.RawMessage `json:"promotions"`
-		Decisions  []struct {
-			RunID    string `json:"run_id"`
-			Promoted bool   `json:"promoted"`
-			Reason   string `json:"reason"`
-		} `json:"decisions"`
-	}
+	var history client.History
 	p.eventually("decisions on version 2", func() bool {
-		p.getJSON("/v1/datasets/housing/promotions", &history)
+		history, err = api.Promotions(ctx, "housing")
+		require.NoError(t, err)
 		return len(history.Decisions) == 4
 	})
 	for _, d := range history.Decisions {
@@ -327,24 +284,16 @@ func TestEndToEnd(t *testing.T) {
 	// bytes is the same generation; the copy under another name adds no
 	// row, so no version is cut: its upload says its rows are duplicates
 	// of version 2, and nothing trains.
-	code, _ = p.do("POST", "/v1/datasets/housing/uploads?name=first", "text/csv", first)
-	require.Equal(t, http.StatusCreated, code)
-	code, _ = p.do("POST", "/v1/datasets/housing/uploads?name=first-again", "text/csv", first)
-	require.Equal(t, http.StatusCreated, code)
+	p.upload(api, "housing", "first", first)
+	p.upload(api, "housing", "first-again", first)
 	p.eventually("the copy is counted as duplicates", func() bool { return p.dataset().Rows.Duplicate == 3000 })
 	after := p.dataset()
 	require.Equal(t, before.Versions, after.Versions, "a batch of duplicates is not a version")
 	require.Equal(t, before.Rows.Accepted, after.Rows.Accepted, "accepted counts the rows the dataset holds, not duplicates")
 	require.Equal(t, 0, after.StagedRows)
 	require.Equal(t, before.Champion, after.Champion)
-	var copied struct {
-		Generations []struct {
-			Status       string `json:"status"`
-			FirstVersion *int   `json:"first_version"`
-			DuplicateOf  *int   `json:"duplicate_of"`
-		} `json:"generations"`
-	}
-	p.getJSON("/v1/datasets/housing/objects/first-again.csv", &copied)
+	copied, err := api.Object(ctx, "housing", "first-again.csv")
+	require.NoError(t, err)
 	require.Len(t, copied.Generations, 1)
 	require.Equal(t, "duplicate", copied.Generations[0].Status)
 	require.NotNil(t, copied.Generations[0].DuplicateOf)
@@ -352,27 +301,23 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, 2, *copied.Generations[0].FirstVersion, "a client waiting for a version returns at once")
 	// Give a wrongly triggered training time to show up before counting.
 	time.Sleep(300 * time.Millisecond)
-	p.getJSON("/v1/datasets/housing/runs", &runs)
+	runs, err = api.Runs(ctx, "housing", client.RunsQuery{})
+	require.NoError(t, err)
 	require.Len(t, runs.Runs, 4, "nothing trained on the duplicate version")
 
 	// 6. A restart serves the champion at once, from the store.
 	p.stop()
 	p = startProgram(t, dir)
-	var status struct {
-		Ready bool `json:"ready"`
-		Model struct {
-			ID string `json:"id"`
-		} `json:"model"`
-	}
-	p.getJSON("/v1/models/housing", &status)
+	status := p.model("housing")
 	require.True(t, status.Ready)
+	require.NotNil(t, status.Model)
 	require.Equal(t, before.Champion.RunID, status.Model.ID)
 	require.Equal(t, after.Versions, p.dataset().Versions)
 }
 
 func TestBadRequests(t *testing.T) {
 	p := startProgram(t, t.TempDir())
-	p.do("POST", "/v1/datasets/housing/uploads?name=seed", "text/csv", generate(t, 5, 800))
+	p.upload(p.api(), "housing", "seed", generate(t, 5, 800))
 	p.eventually("a model served", p.serving)
 	inst, _ := houses(t, generate(t, 6, 1))
 	good, _ := json.Marshal(inst[0])

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/refit-ml/refit/client"
 	"github.com/refit-ml/refit/internal/blob/gcs"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
@@ -40,15 +40,8 @@ type fittedRun struct {
 }
 
 func fittedRuns(t *testing.T, base string) []fittedRun {
-	var runs struct {
-		Runs []struct {
-			Spec       string `json:"spec"`
-			Version    int    `json:"version"`
-			FittedFrom string `json:"fitted_from"`
-			Checksum   string `json:"checksum"`
-		} `json:"runs"`
-	}
-	if !getJSONFrom(t, base+"/v1/datasets/housing/runs", &runs) {
+	runs, err := client.New(base).Runs(context.Background(), "housing", client.RunsQuery{})
+	if err != nil {
 		return nil
 	}
 	var out []fittedRun
@@ -196,8 +189,7 @@ func TestBlobStatisticsAcrossTrainers(t *testing.T) {
 	p := startProgram(t, t.TempDir())
 	want := 0
 	for _, u := range statsUploads {
-		code, body := p.do("POST", "/v1/datasets/housing/uploads?name="+u.name, "text/csv", generate(t, u.seed, u.rows))
-		require.Equal(t, http.StatusCreated, code, string(body))
+		p.upload(p.api(), "housing", u.name, generate(t, u.seed, u.rows))
 		want += u.rows
 		p.eventually("staged "+u.name, func() bool { return p.dataset().Rows.Accepted == want })
 	}

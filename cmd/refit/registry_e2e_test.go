@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/refit-ml/refit/client"
 	"github.com/refit-ml/refit/webhook"
 )
 
@@ -60,17 +62,13 @@ func (p *program) cli(token string, args ...string) (string, error) {
 	return out.String() + errOut.String(), err
 }
 
-type served struct {
-	Model struct {
-		ID       string `json:"id"`
-		Sequence int64  `json:"sequence"`
-	} `json:"model"`
-}
-
-func (p *program) served() served {
-	var s served
-	p.getJSON("/v1/models/housing", &s)
-	return s
+// served is the model the gateway answers housing with (zero when none).
+func (p *program) served() client.ModelInfo {
+	p.t.Helper()
+	if m := p.model("housing").Model; m != nil {
+		return *m
+	}
+	return client.ModelInfo{}
 }
 
 func TestRegistryThroughTheAPI(t *testing.T) {
@@ -84,17 +82,18 @@ func TestRegistryThroughTheAPI(t *testing.T) {
 		"REFIT_WEBHOOK_SECRET": "whsec-e2e",
 	})
 	require.NotContains(t, p.stderr.String(), adminToken, "the token is never logged")
+	ctx := context.Background()
+	api, admin := p.api(), p.admin()
 
 	// Uploads are admin calls.
 	first := generate(t, 21, 2000)
-	code, body := p.do("POST", "/v1/datasets/housing/uploads?name=first", "text/csv", first)
-	require.Equal(t, http.StatusUnauthorized, code, string(body))
+	_, err := api.Upload(ctx, "housing", "first", bytes.NewReader(first), int64(len(first)))
+	require.Equal(t, http.StatusUnauthorized, client.StatusCode(err), "%v", err)
 	require.Empty(t, p.dataset().Rows.Sources, "a refused upload stores nothing")
-	code, body = p.doAs(adminToken, "POST", "/v1/datasets/housing/uploads?name=first", "text/csv", first)
-	require.Equal(t, http.StatusCreated, code, string(body))
+	p.upload(admin, "housing", "first", first)
 	p.eventually("first promotion and both decisions", func() bool {
-		var h struct{ Decisions []json.RawMessage }
-		p.getJSON("/v1/datasets/housing/promotions", &h)
+		h, err := api.Promotions(ctx, "housing")
+		require.NoError(t, err)
 		return p.dataset().Champion != nil && len(h.Decisions) == 2
 	})
 
@@ -112,21 +111,15 @@ func TestRegistryThroughTheAPI(t *testing.T) {
 	}()
 	p.eventually("watch subscribed", func() bool { return strings.Contains(watchErr.String(), "watching ") })
 
-	var runs struct {
-		Runs []struct {
-			ID   string `json:"id"`
-			Spec string `json:"spec"`
-			Rows int    `json:"train_rows"`
-		} `json:"runs"`
-	}
-	p.getJSON("/v1/datasets/housing/runs", &runs)
+	runs, err := api.Runs(ctx, "housing", client.RunsQuery{})
+	require.NoError(t, err)
 	require.Len(t, runs.Runs, 2)
 	ids := map[string]string{}
 	for _, r := range runs.Runs {
 		ids[r.Spec] = r.ID
 	}
 	onehot, hashed := ids["linear-onehot"], ids["linear-hashed"]
-	require.Equal(t, onehot, p.served().Model.ID, "one-hot wins the automatic decision")
+	require.Equal(t, onehot, p.served().ID, "one-hot wins the automatic decision")
 
 	out, err := p.cli(adminToken, "runs", "housing")
 	require.NoError(t, err, out)
@@ -142,15 +135,15 @@ func TestRegistryThroughTheAPI(t *testing.T) {
 	require.Regexp(t, `VERSION\s+ROWS.*\n1\s+\d+`, out)
 
 	// Refused without the token: nothing moves.
-	code, body = p.do("POST", "/v1/datasets/housing/promotions", "application/json", []byte(`{"run_id":"`+hashed+`"}`))
-	require.Equal(t, http.StatusUnauthorized, code, string(body))
+	_, err = api.Promote(ctx, "housing", client.PromoteRequest{RunID: hashed})
+	require.Equal(t, http.StatusUnauthorized, client.StatusCode(err), "%v", err)
 	out, err = p.cli("", "promote", hashed)
 	require.ErrorContains(t, err, "401", out)
 	out, err = p.cli("wrong", "rollback", "housing")
 	require.ErrorContains(t, err, "invalid token", out)
 	// One or two automatic promotions, depending on which decision came
 	// first; the champion is one-hot either way.
-	base := p.served().Model.Sequence
+	base := p.served().Sequence
 	require.Contains(t, []int64{1, 2}, base)
 	seq := func(k int64) string { return strconv.FormatInt(base+k, 10) }
 
@@ -158,12 +151,12 @@ func TestRegistryThroughTheAPI(t *testing.T) {
 	out, err = p.cli(adminToken, "promote", hashed, "--reason", "try it")
 	require.NoError(t, err, out)
 	require.Contains(t, out, "promotion #"+seq(1)+" of housing: run "+hashed)
-	p.eventually("the gateway serves the promoted run", func() bool { return p.served().Model.ID == hashed })
+	p.eventually("the gateway serves the promoted run", func() bool { return p.served().ID == hashed })
 	out, err = p.cli(adminToken, "rollback", "housing")
 	require.NoError(t, err, out)
 	require.Contains(t, out, "promotion #"+seq(2)+" of housing: run "+onehot)
-	p.eventually("the gateway serves the previous champion", func() bool { return p.served().Model.Sequence == base+2 })
-	require.Equal(t, onehot, p.served().Model.ID)
+	p.eventually("the gateway serves the previous champion", func() bool { return p.served().Sequence == base+2 })
+	require.Equal(t, onehot, p.served().ID)
 	p.eventually("watch prints both", func() bool {
 		return strings.Contains(watchOut.String(), "housing promotion #"+seq(1)+": model "+hashed) &&
 			strings.Contains(watchOut.String(), "housing promotion #"+seq(2)+": model "+onehot)
@@ -177,33 +170,15 @@ func TestRegistryThroughTheAPI(t *testing.T) {
 
 	// Predictions are behind the token here (REFIT_PREDICT_AUTH=token).
 	inst, _ := houses(t, generate(t, 22, 1))
-	req, _ := json.Marshal(map[string]any{"instances": inst})
-	code, _ = p.do("POST", "/v1/models/housing:predict", "application/json", req)
-	require.Equal(t, http.StatusUnauthorized, code)
-	code, body = p.doAs(adminToken, "POST", "/v1/models/housing:predict", "application/json", req)
-	require.Equal(t, http.StatusOK, code, string(body))
-	var pred predictions
-	require.NoError(t, json.Unmarshal(body, &pred))
+	_, err = api.Predict(ctx, "housing", inst)
+	require.Equal(t, http.StatusUnauthorized, client.StatusCode(err), "%v", err)
+	pred, err := admin.Predict(ctx, "housing", inst)
+	require.NoError(t, err)
 	require.Equal(t, onehot, pred.Model.ID)
 
 	// Lineage: rows per source add up to the version.
-	var lineage struct {
-		RunID   string `json:"run_id"`
-		Version int    `json:"version"`
-		Rows    int    `json:"rows"`
-		Chain   []struct {
-			Number int    `json:"number"`
-			Hash   string `json:"hash"`
-		} `json:"chain"`
-		Sources []struct {
-			Version    int    `json:"version"`
-			Bucket     string `json:"bucket"`
-			Object     string `json:"object"`
-			Generation int64  `json:"generation"`
-			Rows       int    `json:"rows"`
-		} `json:"sources"`
-	}
-	p.getJSON("/v1/runs/"+onehot+"/lineage", &lineage)
+	lineage, err := api.RunLineage(ctx, onehot)
+	require.NoError(t, err)
 	require.Equal(t, 1, lineage.Version)
 	require.Len(t, lineage.Chain, 1)
 	sum := 0
@@ -217,32 +192,27 @@ func TestRegistryThroughTheAPI(t *testing.T) {
 	require.Equal(t, p.dataset().Versions[0].Rows, sum)
 
 	// What became of each upload.
-	type objectView struct {
-		Generations []struct {
-			Status       string `json:"status"`
-			Accepted     int    `json:"accepted"`
-			Quarantine   string `json:"quarantine"`
-			FirstVersion *int   `json:"first_version"`
-			Current      bool   `json:"current"`
-		} `json:"generations"`
-	}
-	var obj objectView
-	p.getJSON("/v1/datasets/housing/objects/first.csv", &obj)
+	obj, err := api.Object(ctx, "housing", "first.csv")
+	require.NoError(t, err)
 	require.Len(t, obj.Generations, 1)
 	require.Equal(t, "accepted", obj.Generations[0].Status)
 	require.True(t, obj.Generations[0].Current)
 	require.Equal(t, 1, *obj.Generations[0].FirstVersion)
-	code, body = p.doAs(adminToken, "POST", "/v1/datasets/housing/uploads?name=junk", "text/csv", []byte("price,bedrooms\nabc,3\n"))
-	require.Equal(t, http.StatusCreated, code, string(body))
+	p.upload(admin, "housing", "junk", []byte("price,bedrooms\nabc,3\n"))
 	p.eventually("the bad file is ingested", func() bool {
-		p.getJSON("/v1/datasets/housing/objects/incoming/housing/junk.csv", &obj)
+		// By its full object name, which the route takes too (Object
+		// sends the short one).
+		raw, err := api.GetJSON(ctx, "/v1/datasets/housing/objects/incoming/housing/junk.csv")
+		require.NoError(t, err)
+		obj = client.ObjectHistory{}
+		require.NoError(t, json.Unmarshal(raw, &obj), string(raw))
 		return obj.Generations[0].Status != "pending"
 	})
 	require.Equal(t, "rejected", obj.Generations[0].Status)
 	require.NotEmpty(t, obj.Generations[0].Quarantine)
 	require.Nil(t, obj.Generations[0].FirstVersion)
-	code, _ = p.do("GET", "/v1/datasets/housing/objects/never.csv", "", nil)
-	require.Equal(t, http.StatusNotFound, code)
+	_, err = api.Object(ctx, "housing", "never.csv")
+	require.Equal(t, http.StatusNotFound, client.StatusCode(err), "%v", err)
 
 	// The run can be retrained to the same bytes.
 	out, err = p.cli("", "reproduce", onehot)
@@ -259,28 +229,21 @@ func TestRegistryThroughTheAPI(t *testing.T) {
 	p.eventually("a webhook delivery per promotion", func() bool { return len(hooks.received()) == len(want) })
 	require.ElementsMatch(t, want, hooks.received())
 	require.Zero(t, hooks.rejected)
-	var log struct {
-		Deliveries []struct {
-			Kind    string `json:"kind"`
-			Outcome string `json:"outcome"`
-			URL     string `json:"url"`
-		} `json:"deliveries"`
-	}
-	code, body = p.do("GET", "/v1/webhooks/deliveries", "", nil)
-	require.Equal(t, http.StatusUnauthorized, code)
+	_, err = api.WebhookDeliveries(ctx, "")
+	require.Equal(t, http.StatusUnauthorized, client.StatusCode(err), "%v", err)
+	var log []client.WebhookDelivery
 	p.eventually("a delivered outcome per promotion", func() bool {
-		code, body = p.doAs(adminToken, "GET", "/v1/webhooks/deliveries", "", nil)
-		require.Equal(t, http.StatusOK, code, string(body))
-		require.NoError(t, json.Unmarshal(body, &log))
+		log, err = admin.WebhookDeliveries(ctx, "")
+		require.NoError(t, err)
 		n := 0
-		for _, d := range log.Deliveries {
+		for _, d := range log {
 			if d.Kind == "outcome" && d.Outcome == "delivered" {
 				n++
 			}
 		}
 		return n == len(want)
 	})
-	require.Equal(t, receiver.URL+"/hooks", log.Deliveries[0].URL)
+	require.Equal(t, receiver.URL+"/hooks", log[0].URL)
 	require.NotContains(t, p.stderr.String(), adminToken)
 	require.NotContains(t, p.stderr.String(), "whsec-e2e")
 }

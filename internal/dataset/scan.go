@@ -79,6 +79,3 @@ func (d *Definition) scanBlob(ctx context.Context, o Opener, name string, split 
 
 // TrainRows keeps the training split.
 func TrainRows(r StagedRow) bool { return !r.Test }
-
-// TestRows keeps the test split.
-func TestRows(r StagedRow) bool { return r.Test }

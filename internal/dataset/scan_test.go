@@ -75,7 +75,7 @@ func TestScans(t *testing.T) {
 		{"ScanBlobs all", d.ScanBlobs(ctx, o, names, nil), func(StagedRow) bool { return true }},
 		{"ScanBlobs train", d.ScanBlobs(ctx, o, names, TrainRows), TrainRows},
 		{"ScanSplit train", d.ScanSplit(ctx, o, names, TrainSplit), TrainRows},
-		{"ScanSplit test", d.ScanSplit(ctx, o, names, TestSplit), TestRows},
+		{"ScanSplit test", d.ScanSplit(ctx, o, names, TestSplit), testRows},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var want []StagedRow
@@ -122,3 +122,6 @@ func TestScanStops(t *testing.T) {
 	err = d.ScanSplit(context.Background(), o, append(names, "missing.csv"), TrainSplit)(func(StagedRow) error { return nil })
 	require.ErrorContains(t, err, "missing.csv")
 }
+
+// testRows keeps the test split (the check of TestSplit).
+func testRows(r StagedRow) bool { return r.Test }

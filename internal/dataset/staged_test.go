@@ -130,7 +130,7 @@ func TestStagedReaderReadsWhatTheWriterWrote(t *testing.T) {
 	}{
 		{"all", AllRows, func(StagedRow) bool { return true }},
 		{"train", TrainSplit, TrainRows},
-		{"test", TestSplit, TestRows},
+		{"test", TestSplit, testRows},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sr, err := d.NewStagedReader(iotest.HalfReader(bytes.NewReader(buf.Bytes())))

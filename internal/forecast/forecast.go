@@ -1,6 +1,7 @@
 // Package forecast predicts a request rate a short horizon ahead from its
-// recent history: a least-squares regression on Fourier terms of the
-// seasons (time of day, day of week) plus the recent level.
+// recent history: a least-squares regression (internal/linreg, Refit's
+// own) on Fourier terms of the seasons (time of day, day of week) plus
+// the recent level.
 //
 // Why this model: request rates repeat by the day and the week, and a pod
 // takes minutes to become ready, so the forecast has to see a morning peak
@@ -19,7 +20,7 @@ import (
 	"math"
 	"time"
 
-	"gonum.org/v1/gonum/mat"
+	"github.com/refit-ml/refit/internal/linreg"
 )
 
 // Point is one sample of the series.
@@ -123,25 +124,41 @@ func (m *Model) Forecast(history []Point, horizon time.Duration) (Result, error)
 		c := 1
 		for i, s := range seasons {
 			phase := 2 * math.Pi * math.Mod(float64(t.Sub(origin)), float64(s)) / float64(s)
-			for k := 1; k <= harmonics[i]; k++ {
-				dst[c], dst[c+1] = math.Sin(float64(k)*phase), math.Cos(float64(k)*phase)
+			s1, c1 := math.Sincos(phase)
+			// Higher harmonics by the angle-addition formulas: two
+			// trigonometric calls a season, not two a harmonic.
+			sk, ck := s1, c1
+			for range harmonics[i] {
+				dst[c], dst[c+1] = sk, ck
+				sk, ck = sk*c1+ck*s1, ck*c1-sk*s1
 				c += 2
 			}
 		}
 	}
-	x := mat.NewDense(len(pts), cols, nil)
-	y := mat.NewVecDense(len(pts), nil)
-	for i, p := range pts {
-		row(p.T, x.RawRowView(i))
-		y.SetVec(i, p.V)
+	// Refit's own least squares (internal/linreg, as training uses): one
+	// pass folding each row into the normal equations, no n×cols matrix.
+	// A singular design (e.g. every point at one phase) gets the
+	// minimum-norm solution, and the level term below still sets the value.
+	// Solve fails only on overflow (values near MaxFloat64): then the
+	// current value stands, as with too little history.
+	p := cols - 1
+	acc := linreg.NewAccumulator(p)
+	idx := make([]int, p)
+	for j := range idx {
+		idx[j] = j
 	}
-	var qr mat.QR
-	qr.Factorize(x)
-	var beta mat.VecDense
-	if err := qr.SolveVecTo(&beta, false, y); err != nil {
-		// A singular design (e.g. all points at one phase): no seasonal
-		// answer, the current value stands.
+	buf := make([]float64, cols)
+	for _, pt := range pts {
+		row(pt.T, buf)
+		acc.Add(idx, buf[1:], pt.V)
+	}
+	sol, err := acc.Solve(0)
+	if err != nil {
 		return r, nil
+	}
+	fit := func(t time.Time) float64 {
+		row(t, buf)
+		return sol.Intercept + dot(buf[1:], sol.Coef)
 	}
 	// Level: the mean residual over the recent window.
 	win := m.LevelWindow
@@ -153,16 +170,13 @@ func (m *Model) Forecast(history []Point, horizon time.Duration) (Result, error)
 			}
 		}
 	}
-	buf := make([]float64, cols)
 	var sum float64
 	var n int
 	for i := len(pts) - 1; i >= 0 && last.T.Sub(pts[i].T) <= win; i-- {
-		row(pts[i].T, buf)
-		sum += pts[i].V - dot(buf, beta.RawVector().Data)
+		sum += pts[i].V - fit(pts[i].T)
 		n++
 	}
-	row(r.At, buf)
-	r.Raw = dot(buf, beta.RawVector().Data) + sum/float64(n)
+	r.Raw = fit(r.At) + sum/float64(n)
 	r.Value = math.Max(r.Raw, r.Current)
 	r.Seasons = len(seasons)
 	return r, nil

@@ -57,9 +57,6 @@ func NewAccumulator(p int) *Accumulator {
 	}
 }
 
-// N is the number of rows added.
-func (a *Accumulator) N() int { return a.n }
-
 // Add folds in one sparse row: feature idx[k] has value val[k], every other
 // feature is 0. Its cost is O(len(idx)²). A repeated index is summed.
 func (a *Accumulator) Add(idx []int, val []float64, y float64) {

@@ -391,3 +391,6 @@ func TestInterceptOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, Solution{Intercept: 3, Coef: []float64{0, 0}}, s)
 }
+
+// N is the number of rows added.
+func (a *Accumulator) N() int { return a.n }

@@ -110,10 +110,6 @@ func (d *Data) Rows() int { return len(d.y) }
 // NonZeros is the number of stored values.
 func (d *Data) NonZeros() int { return len(d.idx) }
 
-// Classes and Features are the shape given to NewData.
-func (d *Data) Classes() int  { return d.classes }
-func (d *Data) Features() int { return d.features }
-
 // Config tunes the fit.
 type Config struct {
 	// L2 is λ, the penalty's weight (scikit-learn's C = 1/λ). 0 is no

@@ -54,15 +54,6 @@ func LookupKind(name string) (Kind, bool) {
 	return nil, false
 }
 
-// KindNames lists the kinds, in table order.
-func KindNames() []string {
-	var ns []string
-	for _, k := range kinds() {
-		ns = append(ns, k.Name())
-	}
-	return ns
-}
-
 func kindOfFormat(format string) (Kind, bool) {
 	for _, k := range kinds() {
 		if k.Format() == format {

@@ -419,15 +419,9 @@ func (l *Learner) prune() {
 	}
 }
 
-// Docs is the number of documents observed.
-func (l *Learner) Docs() int { return l.docs }
-
 // NGrams is the number of n-grams observed, which bounds the non-zeros of
 // the training documents' rows (to size a CSR before pass 2).
 func (l *Learner) NGrams() int { return l.grams }
-
-// Pruned is the number of candidate terms dropped to bound memory.
-func (l *Learner) Pruned() int { return l.pruned }
 
 // Fit returns the fitted vectorizer; ErrEmptyVocabulary when no term is
 // kept (or no document was observed).

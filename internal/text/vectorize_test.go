@@ -336,3 +336,6 @@ func TestSortKeys(t *testing.T) {
 		}
 	}
 }
+
+// Pruned is the number of candidate terms dropped to bound memory.
+func (l *Learner) Pruned() int { return l.pruned }

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/refit-ml/refit/workers"
 	"io"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
@@ -15,21 +12,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/refit-ml/refit/events"
 	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/blob/local"
-	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/bolt"
 	"github.com/refit-ml/refit/internal/synth"
 	"github.com/refit-ml/refit/workers/preprocess"
+	"github.com/refit-ml/refit/workers/workertest"
 )
-
-type discard struct{}
-
-func (discard) Publish(context.Context, events.Event) error { return nil }
 
 // BenchmarkStage stages one generated housing file on the embedded
 // profile's storage (a local folder and bbolt), as `refit run` does. It
@@ -38,18 +29,7 @@ func (discard) Publish(context.Context, events.Event) error { return nil }
 func BenchmarkStage(b *testing.B) {
 	for _, rows := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprint(rows), func(b *testing.B) {
-			raw, err := os.ReadFile("../../schemas/datasets/housing.json")
-			if err != nil {
-				b.Fatal(err)
-			}
-			def, err := dataset.Parse(raw)
-			if err != nil {
-				b.Fatal(err)
-			}
-			catalog, err := dataset.NewCatalog(def)
-			if err != nil {
-				b.Fatal(err)
-			}
+			def := workertest.Shipped(b, "housing")
 			var data bytes.Buffer
 			if err := (synth.Housing{Seed: 1}).Write(&data, rows); err != nil {
 				b.Fatal(err)
@@ -68,10 +48,7 @@ func BenchmarkStage(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				w, err := preprocess.New(preprocess.Config{Deps: workers.Deps{
-					Datasets: catalog, Bucket: bucket, Registry: registry.New(docs), Publisher: discard{},
-					Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: prometheus.NewRegistry(),
-				}})
+				w, err := preprocess.New(preprocess.Config{Deps: workertest.QuietDeps(b, def, bucket, registry.New(docs))})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -1,17 +1,9 @@
 package promote
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"github.com/refit-ml/refit/workers"
-	"io"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/refit-ml/refit/events"
 	"github.com/refit-ml/refit/internal/blob"
@@ -19,13 +11,9 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
-	"github.com/refit-ml/refit/internal/synth"
 	"github.com/refit-ml/refit/workers/train"
+	"github.com/refit-ml/refit/workers/workertest"
 )
-
-type discard struct{}
-
-func (discard) Publish(context.Context, events.Event) error { return nil }
 
 // BenchmarkDecide decides on a challenger against a champion trained on the
 // same version: both are scored on the version's test split.
@@ -36,32 +24,19 @@ func BenchmarkDecide(b *testing.B) {
 	}{{"rows=100k", 100_000}, {"rows=1M", 1_000_000}} {
 		b.Run(size.name, func(b *testing.B) {
 			ctx := context.Background()
-			raw, err := os.ReadFile("../../schemas/datasets/housing.json")
-			if err != nil {
-				b.Fatal(err)
-			}
-			d, err := dataset.Parse(raw)
-			if err != nil {
-				b.Fatal(err)
-			}
-			catalog, err := dataset.NewCatalog(d)
-			if err != nil {
-				b.Fatal(err)
-			}
+			d := workertest.Shipped(b, "housing")
 			bucket, err := local.New(b.TempDir(), "bench")
 			if err != nil {
 				b.Fatal(err)
 			}
 			v := stageVersion(b, d, bucket, size.rows)
-			logger := slog.New(slog.DiscardHandler)
 
 			// Train both specs once, through the train worker.
 			trained := registry.New(memory.New())
 			if err := trained.AddVersion(ctx, v); err != nil {
 				b.Fatal(err)
 			}
-			tw, err := train.New(train.Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: trained, Publisher: discard{},
-				Logger: logger, Metrics: prometheus.NewRegistry()}})
+			tw, err := train.New(train.Config{Deps: workertest.QuietDeps(b, d, bucket, trained)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -91,8 +66,7 @@ func BenchmarkDecide(b *testing.B) {
 					Checksum: champ.Checksum, Metrics: champ.Metrics, Actor: ActorAuto, PromotedAt: time.Now().UTC()}); err != nil {
 					b.Fatal(err)
 				}
-				w, err := New(workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
-					Logger: logger, Metrics: prometheus.NewRegistry()})
+				w, err := New(workertest.QuietDeps(b, d, bucket, reg))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -110,49 +84,12 @@ func BenchmarkDecide(b *testing.B) {
 // version naming it.
 func stageVersion(tb testing.TB, d *dataset.Definition, bucket blob.Bucket, rows int) registry.Version {
 	tb.Helper()
-	var raw bytes.Buffer
-	if err := (synth.Housing{Seed: 43}).Write(&raw, rows); err != nil {
-		tb.Fatal(err)
-	}
-	in, err := d.NewInputReader(&raw, dataset.InputOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	v := registry.Version{Dataset: d.Name, Number: 1, Hash: "bench", CreatedAt: time.Now().UTC(),
-		Blobs: []string{"datasets/" + d.Name + "/rows/bench.csv"}}
+	v := registry.Version{Dataset: d.Name, Number: 1, Hash: "bench", CreatedAt: time.Now().UTC()}
 	for _, m := range d.Models {
 		v.Specs = append(v.Specs, m.Hash())
 	}
-	_, err = bucket.Write(context.Background(), v.Blobs[0], blob.CreateOnly, func(out io.Writer) error {
-		enc := d.NewStagedEncoder("bench")
-		if _, err := out.Write(d.HeaderRecord()); err != nil {
-			return err
-		}
-		for {
-			row, rej, err := in.Next()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if rej != nil {
-				continue
-			}
-			_, test, rec := enc.Encode(row)
-			if _, err := out.Write(rec); err != nil {
-				return err
-			}
-			v.Rows++
-			if test {
-				v.TestRows++
-			} else {
-				v.TrainRows++
-			}
-		}
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	// The blob's row count and hash too: training and deciding refuse a
+	// blob no version records.
+	workertest.NewHouses(tb, d, 43, rows).Stage(tb, bucket, "datasets/"+d.Name+"/rows/bench.csv", "bench", rows).AddTo(&v)
 	return v
 }

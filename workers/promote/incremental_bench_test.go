@@ -1,13 +1,9 @@
 package promote
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -23,10 +19,9 @@ import (
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
-	"github.com/refit-ml/refit/internal/synth"
-	"github.com/refit-ml/refit/workers"
 	"github.com/refit-ml/refit/workers/stats"
 	"github.com/refit-ml/refit/workers/train"
+	"github.com/refit-ml/refit/workers/workertest"
 )
 
 // BenchmarkNewVersion is the cost of a 5,000-row version on a dataset of
@@ -72,20 +67,10 @@ type versionEnv struct {
 
 func newVersionEnv(b *testing.B, base, fresh int) *versionEnv {
 	ctx := context.Background()
-	raw, err := os.ReadFile("../../schemas/datasets/housing.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := dataset.Parse(raw)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dMAE, err := dataset.Parse(raw)
-	if err != nil {
-		b.Fatal(err)
-	}
+	d, dMAE := workertest.Shipped(b, "housing"), workertest.Shipped(b, "housing")
 	dMAE.Promotion.PrimaryMetric = "mae"
 	e := &versionEnv{d: d, dMAE: dMAE, root: b.TempDir(), logger: slog.New(slog.DiscardHandler)}
+	var err error
 	if e.bucket, err = local.New(e.root, "bench"); err != nil {
 		b.Fatal(err)
 	}
@@ -142,12 +127,7 @@ func newVersionEnv(b *testing.B, base, fresh int) *versionEnv {
 }
 
 func (e *versionEnv) trainWorker(b *testing.B, reg *registry.Registry, fromRows bool, d *dataset.Definition) *train.Worker {
-	catalog, err := dataset.NewCatalog(d)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w, err := train.New(train.Config{Deps: workers.Deps{Datasets: catalog, Bucket: e.bucket, Registry: reg, Publisher: discard{},
-		Logger: e.logger, Metrics: prometheus.NewRegistry()}, FitFromRows: fromRows})
+	w, err := train.New(train.Config{Deps: workertest.QuietDeps(b, d, e.bucket, reg), FitFromRows: fromRows})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -155,12 +135,7 @@ func (e *versionEnv) trainWorker(b *testing.B, reg *registry.Registry, fromRows 
 }
 
 func (e *versionEnv) promoteWorker(b *testing.B, reg *registry.Registry, d *dataset.Definition) *Worker {
-	catalog, err := dataset.NewCatalog(d)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w, err := New(workers.Deps{Datasets: catalog, Bucket: e.bucket, Registry: reg, Publisher: discard{},
-		Logger: e.logger, Metrics: prometheus.NewRegistry()})
+	w, err := New(workertest.QuietDeps(b, d, e.bucket, reg))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -236,49 +211,5 @@ func (e *versionEnv) run(b *testing.B, full bool) {
 
 // stageBlob writes rows generated houses as one staged blob and adds it to v.
 func stageBlob(b *testing.B, d *dataset.Definition, bucket blob.Bucket, v *registry.Version, name string, seed int64, rows int) {
-	var raw bytes.Buffer
-	if err := (synth.Housing{Seed: seed}).Write(&raw, rows); err != nil {
-		b.Fatal(err)
-	}
-	in, err := d.NewInputReader(&raw, dataset.InputOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sum, n := sha256.New(), 0
-	_, err = bucket.Write(context.Background(), name, blob.CreateOnly, func(w io.Writer) error {
-		out := io.MultiWriter(w, sum)
-		enc := d.NewStagedEncoder(name)
-		if _, err := out.Write(d.HeaderRecord()); err != nil {
-			return err
-		}
-		for {
-			row, rej, err := in.Next()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if rej != nil {
-				continue
-			}
-			_, test, rec := enc.Encode(row)
-			if _, err := out.Write(rec); err != nil {
-				return err
-			}
-			v.Rows++
-			n++
-			if test {
-				v.TestRows++
-			} else {
-				v.TrainRows++
-			}
-		}
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	// What the version records of each blob; its readers check it.
-	v.Blobs = append(v.Blobs, name)
-	v.BlobRows, v.BlobHashes = append(v.BlobRows, n), append(v.BlobHashes, hex.EncodeToString(sum.Sum(nil)))
+	workertest.NewHouses(b, d, seed, rows).Stage(b, bucket, name, name, rows).AddTo(v)
 }

@@ -237,16 +237,6 @@ func (s *Store) blob(ctx context.Context, def *dataset.Definition, key, rowsBlob
 	return s.compute(ctx, def, rowsBlob, name, reason, true, c)
 }
 
-// Has reports whether a rows blob has a readable statistics file.
-func (s *Store) Has(ctx context.Context, def *dataset.Definition, rowsBlob string) (bool, error) {
-	key, err := model.StatsKey(def)
-	if err != nil {
-		return false, err
-	}
-	_, reason, err := s.read(ctx, def, BlobName(rowsBlob, key))
-	return err == nil && reason == "", err
-}
-
 // Version returns a version's statistics: its cached merge, else its
 // parent's cached merge and its new blob's, else the fold of every blob's.
 // The result is cached for the next version.

@@ -3,11 +3,8 @@ package stats
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"testing"
@@ -20,81 +17,31 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
-	"github.com/refit-ml/refit/internal/synth"
+	"github.com/refit-ml/refit/workers/workertest"
 )
-
-func housingDef(t testing.TB) *dataset.Definition {
-	t.Helper()
-	b, err := os.ReadFile("../../schemas/datasets/housing.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dataset.Parse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
 
 // stage writes rows generated houses as staged blobs of perBlob rows and
 // returns the versions a version worker would cut, one blob each.
 func stage(t testing.TB, d *dataset.Definition, bucket blob.Bucket, rows, perBlob int) []registry.Version {
 	t.Helper()
-	ctx := context.Background()
-	var raw bytes.Buffer
-	if err := (synth.Housing{Seed: 7}).Write(&raw, rows); err != nil {
-		t.Fatal(err)
-	}
-	in, err := d.NewInputReader(&raw, dataset.InputOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	houses := workertest.NewHouses(t, d, 7, rows)
 	var out []registry.Version
 	var parent registry.Version
-	for done := false; !done; {
-		name := fmt.Sprintf("datasets/%s/rows/%06d.csv", d.Name, len(out))
-		n := 0
-		sum := sha256.New()
-		_, err := bucket.Write(ctx, name, blob.CreateOnly, func(bw io.Writer) error {
-			w := io.MultiWriter(bw, sum)
-			enc := d.NewStagedEncoder("test")
-			if _, err := w.Write(d.HeaderRecord()); err != nil {
-				return err
-			}
-			for n < perBlob {
-				row, rej, err := in.Next()
-				if errors.Is(err, io.EOF) {
-					done = true
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if rej != nil {
-					continue
-				}
-				_, _, rec := enc.Encode(row)
-				if _, err := w.Write(rec); err != nil {
-					return err
-				}
-				n++
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
+	for {
+		b := houses.Stage(t, bucket, fmt.Sprintf("datasets/%s/rows/%06d.csv", d.Name, len(out)), "test", perBlob)
+		if b.Rows == 0 {
+			return out
 		}
 		v := registry.Version{Dataset: d.Name, Number: parent.Number + 1, Parent: parent.Number, ParentHash: parent.Hash,
-			Hash: fmt.Sprintf("h%d", parent.Number+1), Blobs: append(append([]string(nil), parent.Blobs...), name),
-			BlobRows: append(append([]int(nil), parent.BlobRows...), n), NewRows: n,
-			BlobHashes: append(append([]string(nil), parent.BlobHashes...), hex.EncodeToString(sum.Sum(nil)))}
+			Hash: fmt.Sprintf("h%d", parent.Number+1), Blobs: append(append([]string(nil), parent.Blobs...), b.Name),
+			BlobRows: append(append([]int(nil), parent.BlobRows...), b.Rows), NewRows: b.Rows,
+			BlobHashes: append(append([]string(nil), parent.BlobHashes...), b.Hash)}
 		out = append(out, v)
 		parent = v
+		if b.Rows < perBlob {
+			return out
+		}
 	}
-	return out
 }
 
 func newStore(t testing.TB, bucket blob.Bucket) (*Store, *prometheus.CounterVec) {
@@ -114,7 +61,7 @@ func newStore(t testing.TB, bucket blob.Bucket) (*Store, *prometheus.CounterVec)
 
 func TestVersionStatsEqualFullRecomputation(t *testing.T) {
 	ctx := context.Background()
-	d := housingDef(t)
+	d := workertest.Shipped(t, "housing")
 	key, err := model.StatsKey(d)
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +174,7 @@ func TestVersionWithoutBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ := newStore(t, bucket)
-	d := housingDef(t)
+	d := workertest.Shipped(t, "housing")
 	if _, err := s.Version(context.Background(), d, registry.Version{Dataset: d.Name, Number: 1}); !errors.Is(err, model.ErrNoRows) {
 		t.Fatalf("err = %v, want ErrNoRows", err)
 	}
@@ -272,4 +219,14 @@ func count(t *testing.T, c *prometheus.CounterVec, labels ...string) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// Has reports whether a rows blob has a readable statistics file.
+func (s *Store) Has(ctx context.Context, def *dataset.Definition, rowsBlob string) (bool, error) {
+	key, err := model.StatsKey(def)
+	if err != nil {
+		return false, err
+	}
+	_, reason, err := s.read(ctx, def, BlobName(rowsBlob, key))
+	return err == nil && reason == "", err
 }

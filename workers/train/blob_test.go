@@ -25,6 +25,7 @@ import (
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/workers"
 	"github.com/refit-ml/refit/workers/stats"
+	"github.com/refit-ml/refit/workers/workertest"
 )
 
 // countingBucket counts the rows blobs opened and the statistics written.
@@ -62,7 +63,7 @@ func newBlobFixture(t *testing.T) *blobFixture {
 	root := t.TempDir()
 	lb, err := local.New(root, "test")
 	require.NoError(t, err)
-	f := &blobFixture{d: housingDef(t), root: root, bucket: &countingBucket{Bucket: lb}, reg: registry.New(memory.New())}
+	f := &blobFixture{d: workertest.Shipped(t, "housing"), root: root, bucket: &countingBucket{Bucket: lb}, reg: registry.New(memory.New())}
 	f.v = stageVersion(t, f.d, lb, 3000, 700)
 	require.Len(t, f.v.Blobs, 5)
 	require.NoError(t, f.reg.AddVersion(context.Background(), f.v))
@@ -75,7 +76,7 @@ func (f *blobFixture) replica(t *testing.T, defs ...*dataset.Definition) (*Worke
 	catalog, err := dataset.NewCatalog(append([]*dataset.Definition{f.d}, defs...)...)
 	require.NoError(t, err)
 	metrics := prometheus.NewRegistry()
-	w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: f.bucket, Registry: f.reg, Publisher: discard{},
+	w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: f.bucket, Registry: f.reg, Publisher: workertest.Discard{},
 		Logger: slog.New(slog.DiscardHandler), Metrics: metrics}})
 	require.NoError(t, err)
 	return w, metrics
@@ -235,7 +236,7 @@ func TestHandleBlobWrittenRefuses(t *testing.T) {
 // (the work the cut no longer does inline).
 func BenchmarkHandleBlobWritten(b *testing.B) {
 	ctx := context.Background()
-	d := housingDef(b)
+	d := workertest.Shipped(b, "housing")
 	root := b.TempDir()
 	bucket, err := local.New(root, "bench")
 	if err != nil {
@@ -246,7 +247,7 @@ func BenchmarkHandleBlobWritten(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: registry.New(memory.New()), Publisher: discard{},
+	w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: registry.New(memory.New()), Publisher: workertest.Discard{},
 		Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()}})
 	if err != nil {
 		b.Fatal(err)

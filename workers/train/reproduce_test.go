@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/internal/synth"
 	"github.com/refit-ml/refit/workers/train"
+	"github.com/refit-ml/refit/workers/workertest"
 )
 
 type catalog map[string]*dataset.Definition
@@ -40,10 +40,7 @@ func write(t *testing.T, b blob.Bucket, name string, data []byte) {
 func reproduceFixture(t *testing.T) (*train.Reproducer, blob.Bucket, *registry.Registry, registry.Run) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := os.ReadFile("../../schemas/datasets/housing.json")
-	require.NoError(t, err)
-	d, err := dataset.Parse(b)
-	require.NoError(t, err)
+	d := workertest.Shipped(t, "housing")
 	bucket, err := local.New(t.TempDir(), "test")
 	require.NoError(t, err)
 	reg := registry.New(memory.New())

@@ -23,6 +23,7 @@ import (
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/workers"
 	"github.com/refit-ml/refit/workers/stats"
+	"github.com/refit-ml/refit/workers/workertest"
 )
 
 // rowless refuses to open rows blobs: training from statistics reads none.
@@ -68,7 +69,7 @@ func trainOnce(t *testing.T, d *dataset.Definition, fromRows, noRows bool, prepa
 	if noRows {
 		b = rowless{bucket}
 	}
-	w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: b, Registry: reg, Publisher: discard{},
+	w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: b, Registry: reg, Publisher: workertest.Discard{},
 		Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()}, FitFromRows: fromRows})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +132,7 @@ func writeStats(t *testing.T, root string, d *dataset.Definition, v registry.Ver
 // and its statistics (absent, truncated, corrupt) changes nothing: they
 // are rebuilt from the rows, never half-read, giving the same bytes.
 func TestTrainFromStatistics(t *testing.T) {
-	d := housingDef(t)
+	d := workertest.Shipped(t, "housing")
 	clean := trainOnce(t, d, false, true, func(t *testing.T, root string, v registry.Version) { writeStats(t, root, d, v) })
 	rows := trainOnce(t, d, true, false, nil)
 	for spec, r := range clean.runs {

@@ -23,6 +23,7 @@ import (
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/workers"
 	"github.com/refit-ml/refit/workers/stats"
+	"github.com/refit-ml/refit/workers/workertest"
 )
 
 // TestRowsBlobsAreVerifiedWhileRead damages a version's rows blob the
@@ -73,7 +74,7 @@ func testRowsBlobsVerified(t *testing.T, fromRows bool) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			d := housingDef(t)
+			d := workertest.Shipped(t, "housing")
 			catalog, err := dataset.NewCatalog(d)
 			require.NoError(t, err)
 			root := t.TempDir()
@@ -98,7 +99,7 @@ func testRowsBlobsVerified(t *testing.T, fromRows bool) {
 			}
 			reg := registry.New(memory.New())
 			require.NoError(t, reg.AddVersion(ctx, v))
-			w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{},
+			w, err := New(Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: workertest.Discard{},
 				Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()}, FitFromRows: fromRows})
 			require.NoError(t, err)
 

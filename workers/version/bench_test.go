@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/refit-ml/refit/workers"
 	"io"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,17 +14,13 @@ import (
 	"github.com/refit-ml/refit/events"
 	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/blob/local"
-	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/internal/store/memory"
 	"github.com/refit-ml/refit/internal/synth"
 	"github.com/refit-ml/refit/workers/preprocess"
 	"github.com/refit-ml/refit/workers/version"
+	"github.com/refit-ml/refit/workers/workertest"
 )
-
-type discard struct{}
-
-func (discard) Publish(context.Context, events.Event) error { return nil }
 
 // BenchmarkCut cuts the first version of a dataset from one staged file:
 // deduplication, the rows blob, its index and its hash.
@@ -35,19 +28,7 @@ func BenchmarkCut(b *testing.B) {
 	for _, rows := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprint(rows), func(b *testing.B) {
 			ctx := context.Background()
-			raw, err := os.ReadFile("../../schemas/datasets/housing.json")
-			if err != nil {
-				b.Fatal(err)
-			}
-			def, err := dataset.Parse(raw)
-			if err != nil {
-				b.Fatal(err)
-			}
-			catalog, err := dataset.NewCatalog(def)
-			if err != nil {
-				b.Fatal(err)
-			}
-			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+			def := workertest.Shipped(b, "housing")
 			// Stage the file once.
 			dir := b.TempDir()
 			bucket, err := local.New(filepath.Join(dir, "staging"), "bench")
@@ -55,8 +36,7 @@ func BenchmarkCut(b *testing.B) {
 				b.Fatal(err)
 			}
 			reg := registry.New(memory.New())
-			pre, err := preprocess.New(preprocess.Config{Deps: workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg,
-				Publisher: discard{}, Logger: quiet, Metrics: prometheus.NewRegistry()}})
+			pre, err := preprocess.New(preprocess.Config{Deps: workertest.QuietDeps(b, def, bucket, reg)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -107,8 +87,7 @@ func BenchmarkCut(b *testing.B) {
 				if err := reg.RecordIngest(ctx, in); err != nil {
 					b.Fatal(err)
 				}
-				w, err := version.New(workers.Deps{Datasets: catalog, Bucket: fresh, Registry: reg,
-					Publisher: discard{}, Logger: quiet, Metrics: prometheus.NewRegistry()})
+				w, err := version.New(workertest.QuietDeps(b, def, fresh, reg))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -134,25 +113,13 @@ func BenchmarkCutOnto(b *testing.B) {
 	for _, base := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("rows=%d", base), func(b *testing.B) {
 			ctx := context.Background()
-			raw, err := os.ReadFile("../../schemas/datasets/housing.json")
-			if err != nil {
-				b.Fatal(err)
-			}
-			def, err := dataset.Parse(raw)
-			if err != nil {
-				b.Fatal(err)
-			}
-			catalog, err := dataset.NewCatalog(def)
-			if err != nil {
-				b.Fatal(err)
-			}
-			quiet := slog.New(slog.DiscardHandler)
+			def := workertest.Shipped(b, "housing")
 			bucket, err := local.New(b.TempDir(), "bench")
 			if err != nil {
 				b.Fatal(err)
 			}
 			reg := registry.New(memory.New())
-			deps := workers.Deps{Datasets: catalog, Bucket: bucket, Registry: reg, Publisher: discard{}, Logger: quiet, Metrics: prometheus.NewRegistry()}
+			deps := workertest.QuietDeps(b, def, bucket, reg)
 			pre, err := preprocess.New(preprocess.Config{Deps: deps})
 			if err != nil {
 				b.Fatal(err)
