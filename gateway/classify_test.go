@@ -70,7 +70,7 @@ func newReviewsFixture(t *testing.T) *fixture {
 	def := shipped(t, "reviews", `"max_length": 100000`, `"max_length": 200`)
 	p := registry.Promotion{Dataset: "reviews", Sequence: 1, RunID: "0000000000000001", Spec: "logistic-tfidf", Version: 1,
 		Checksum: "sha256:00", PromotedAt: time.Now().UTC()}
-	serving := serve.NewServing(p, wordClassifier{classes: def.Classes()}, def)
+	serving := serve.NewServing(p, wordClassifier{classes: def.Classes()}, def, nil)
 	require.NotNil(t, serving.Classifier, "the word classifier answers the dataset's classes")
 	return newFixtureOf(t, def, gateway.Config{}, func(*serve.Models) gateway.Publisher { return nopPublisher{} }, oneModel{serving})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/refit-ml/refit/client"
 	"github.com/refit-ml/refit/internal/blob/gcs"
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
@@ -39,15 +40,8 @@ type fittedRun struct {
 }
 
 func fittedRuns(t *testing.T, base string) []fittedRun {
-	var runs struct {
-		Runs []struct {
-			Spec       string `json:"spec"`
-			Version    int    `json:"version"`
-			FittedFrom string `json:"fitted_from"`
-			Checksum   string `json:"checksum"`
-		} `json:"runs"`
-	}
-	if !getJSONFrom(t, base+"/v1/datasets/housing/runs", &runs) {
+	runs, err := client.New(base).Runs(context.Background(), "housing", client.RunsQuery{})
+	if err != nil {
 		return nil
 	}
 	var out []fittedRun

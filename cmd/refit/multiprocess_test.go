@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"reflect"
@@ -26,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/refit-ml/refit/client"
 	"github.com/refit-ml/refit/internal/blob/gcs"
 	"github.com/refit-ml/refit/internal/testenv"
 )
@@ -142,18 +142,6 @@ func (c *cluster) stopAll() {
 	}
 }
 
-func getJSONFrom(t *testing.T, url string, v any) bool {
-	resp, err := http.Get(url)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false
-	}
-	return json.NewDecoder(resp.Body).Decode(v) == nil
-}
-
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool, logs func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -174,24 +162,11 @@ type summary struct {
 }
 
 func summarize(t *testing.T, base string) summary {
-	var ds struct {
-		Versions []struct {
-			Number, Rows, TrainRows, TestRows int
-		} `json:"versions"`
-		Champion *struct {
-			Spec    string `json:"spec"`
-			Version int    `json:"version"`
-		} `json:"champion"`
-	}
-	require.True(t, getJSONFrom(t, base+"/v1/datasets/housing", &ds))
-	var runs struct {
-		Runs []struct {
-			Spec    string `json:"spec"`
-			Version int    `json:"version"`
-			Metrics struct{ RMSE float64 }
-		} `json:"runs"`
-	}
-	require.True(t, getJSONFrom(t, base+"/v1/datasets/housing/runs", &runs))
+	ctx := context.Background()
+	ds, err := client.New(base).Dataset(ctx, "housing")
+	require.NoError(t, err)
+	runs, err := client.New(base).Runs(ctx, "housing", client.RunsQuery{})
+	require.NoError(t, err)
 	var s summary
 	for _, v := range ds.Versions {
 		s.Versions = append(s.Versions, fmt.Sprintf("v%d rows=%d", v.Number, v.Rows))
@@ -290,9 +265,8 @@ func TestMultiProcessOnEmulators(t *testing.T) {
 		if len(s.Versions) != 3 || len(s.Runs) != 6 || s.Champion == "" {
 			return false
 		}
-		var a, b struct{ Model struct{ ID string } }
-		return getJSONFrom(t, gateways[0].url+"/v1/models/housing", &a) && getJSONFrom(t, gateways[1].url+"/v1/models/housing", &b) &&
-			a.Model.ID != "" && a.Model.ID == b.Model.ID && latestIsChampion(t, base, a.Model.ID) && decided(t, base) == 6
+		a, b := servedID(gateways[0].url), servedID(gateways[1].url)
+		return a != "" && a == b && latestIsChampion(t, base, a) && decided(t, base) == 6
 	}, logs)
 	got := summarize(t, base)
 
@@ -351,29 +325,18 @@ func TestMultiProcessOnEmulators(t *testing.T) {
 
 // decisionLog lists a dataset's decisions, to explain a different champion.
 func decisionLog(t *testing.T, base string) []string {
-	var h struct {
-		Decisions []struct {
-			RunID       string `json:"run_id"`
-			Status      string `json:"status"`
-			Sequence    int64  `json:"sequence"`
-			EvalVersion int    `json:"eval_version"`
-			Champion    string `json:"champion_run_id"`
-			Reason      string `json:"reason"`
-		} `json:"decisions"`
-	}
-	require.True(t, getJSONFrom(t, base+"/v1/datasets/housing/promotions", &h))
+	h, err := client.New(base).Promotions(context.Background(), "housing")
+	require.NoError(t, err)
 	var out []string
 	for _, d := range h.Decisions {
-		out = append(out, fmt.Sprintf("%s %s #%d eval v%d against %q: %s", d.RunID, d.Status, d.Sequence, d.EvalVersion, d.Champion, d.Reason))
+		out = append(out, fmt.Sprintf("%s %s #%d eval v%d against %q: %s", d.RunID, d.Status, d.Sequence, d.EvalVersion, d.ChampionRunID, d.Reason))
 	}
 	return out
 }
 
 func decided(t *testing.T, base string) int {
-	var h struct {
-		Decisions []json.RawMessage `json:"decisions"`
-	}
-	if !getJSONFrom(t, base+"/v1/datasets/housing/promotions", &h) {
+	h, err := client.New(base).Promotions(context.Background(), "housing")
+	if err != nil {
 		return -1
 	}
 	return len(h.Decisions)
@@ -381,15 +344,21 @@ func decided(t *testing.T, base string) int {
 
 // latestIsChampion is true when model id is the latest promotion's.
 func latestIsChampion(t *testing.T, base, id string) bool {
-	var h struct {
-		Promotions []struct {
-			RunID string `json:"run_id"`
-		} `json:"promotions"`
-	}
-	if !getJSONFrom(t, base+"/v1/datasets/housing/promotions", &h) || len(h.Promotions) == 0 {
+	h, err := client.New(base).Promotions(context.Background(), "housing")
+	if err != nil || len(h.Promotions) == 0 {
 		return false
 	}
 	return h.Promotions[len(h.Promotions)-1].RunID == id
+}
+
+// servedID is the run the gateway at base serves housing with ("" when
+// none, or when it does not answer).
+func servedID(base string) string {
+	m, err := client.New(base).Model(context.Background(), "housing")
+	if err != nil || m.Model == nil {
+		return ""
+	}
+	return m.Model.ID
 }
 
 var lineBreak = regexp.MustCompile("\n")

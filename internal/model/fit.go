@@ -204,6 +204,11 @@ func checkRow(ctx context.Context, i, width int, r dataset.StagedRow) error {
 			return err
 		}
 	}
+	return checkFields(i, width, r)
+}
+
+// checkFields is checkRow without the context.
+func checkFields(i, width int, r dataset.StagedRow) error {
 	if len(r.Fields) != width {
 		return fmt.Errorf("row %d: %d fields, the definition keeps %d", i, len(r.Fields), width)
 	}

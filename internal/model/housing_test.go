@@ -2,8 +2,10 @@ package model
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/refit-ml/refit/internal/dataset"
@@ -112,7 +114,8 @@ func housingRows(t testing.TB, def *dataset.Definition, n int, seed uint64) []da
 			"yr_renovated":  renovated,
 		}
 		price := truthIntercept + c.effect + truthNoise*r.NormFloat64()
-		for name, v := range num {
+		for _, name := range slices.Sorted(maps.Keys(num)) { // a fixed order: the same price bits every run
+			v := num[name]
 			set(name, v)
 			price += beta[name] * v
 		}

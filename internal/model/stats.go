@@ -203,45 +203,82 @@ func (st *Stats) newSums() *Sums {
 // yield them all) and returns their statistics for the columns the specs
 // of def read.
 func ComputeStats(ctx context.Context, def *dataset.Definition, scan dataset.Scan) (*Stats, error) {
+	sb, err := NewStatsBuilder(def)
+	if err != nil {
+		return nil, err
+	}
+	err = scan(func(r dataset.StagedRow) error {
+		if sb.n%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		return sb.Add(r)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stats %s: %w", def.Name, err)
+	}
+	return sb.Stats(), nil
+}
+
+// StatsBuilder accumulates the statistics of rows given one at a time, in
+// the order of their blob: ComputeStats feeds it a scan, and staging the
+// rows it has just validated, so that a staged chunk's statistics cost no
+// second read. The same rows in the same order give the same bits either
+// way.
+type StatsBuilder struct {
+	st                 *Stats
+	numField, catField []int
+	catCol             []dataset.Column
+	catNum             []bool // per Cat column: it holds numbers
+	train, test        *sumsBuilder
+	width, n           int
+}
+
+// NewStatsBuilder starts the statistics of one blob of def's rows.
+func NewStatsBuilder(def *dataset.Definition) (*StatsBuilder, error) {
 	num, cat, mod, err := statsLayout(def)
 	if err != nil {
 		return nil, fmt.Errorf("stats %s: %w", def.Name, err)
 	}
 	st := &Stats{Dataset: def.Name, Num: num, Cat: cat, Mod: mod}
-	var numField, catField []int
-	var catCol []dataset.Column
+	sb := &StatsBuilder{st: st, width: len(def.Kept())}
 	for _, c := range num {
 		i, _ := def.Index(c)
-		numField = append(numField, i)
+		sb.numField = append(sb.numField, i)
 	}
 	for _, c := range cat {
 		i, _ := def.Index(c)
-		catField = append(catField, i)
-		catCol = append(catCol, def.Kept()[i])
+		sb.catField = append(sb.catField, i)
+		sb.catCol = append(sb.catCol, def.Kept()[i])
+		sb.catNum = append(sb.catNum, dataset.IsNumeric(def.Kept()[i]))
 	}
-	train, test := newSumsBuilder(st), newSumsBuilder(st)
-	test.sample = true
-	width := len(def.Kept())
-	n := 0
-	err = scan(func(r dataset.StagedRow) error {
-		if err := checkRow(ctx, n, width, r); err != nil {
-			return err
-		}
-		b := train
-		if r.Test {
-			b = test
-		}
-		if err := b.add(r, st.Num, numField, catField, catCol); err != nil {
-			return fmt.Errorf("row %d: %w", n, err)
-		}
-		n++
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("stats %s: %w", def.Name, err)
+	sb.train, sb.test = newSumsBuilder(st), newSumsBuilder(st)
+	sb.test.sample = true
+	return sb, nil
+}
+
+// Add accumulates the next row. Its Fields may be reused once it returns.
+func (sb *StatsBuilder) Add(r dataset.StagedRow) error {
+	if err := checkFields(sb.n, sb.width, r); err != nil {
+		return err
 	}
-	st.Train, st.Test = train.finish(), test.finish()
-	return st, nil
+	b := sb.train
+	if r.Test {
+		b = sb.test
+	}
+	if err := b.add(r, sb.st.Num, sb.numField, sb.catField, sb.catCol, sb.catNum); err != nil {
+		return fmt.Errorf("row %d: %w", sb.n, err)
+	}
+	sb.n++
+	return nil
+}
+
+// Stats ends the accumulation and returns the statistics of the rows
+// added; the builder must not be used after.
+func (sb *StatsBuilder) Stats() *Stats {
+	sb.st.Train, sb.st.Test = sb.train.finish(), sb.test.finish()
+	return sb.st
 }
 
 type sumsBuilder struct {
@@ -252,8 +289,13 @@ type sumsBuilder struct {
 	mod   []int
 	slot  [][]int // hashed-only columns: (residue, sign) slot -> level + 1
 	v     []float64
-	delta []float64
-	lv    []int
+	delta []float64   // v - μ before the row
+	e     []float64   // v - μ after it
+	w     []float64   // v - shift
+	nz    []int       // positions where delta is not zero
+	nzw   []int       // positions where w is not zero
+	lv    []int       // the row's level per Cat column
+	pairs []pairTable // per pair of Cat columns a < c, at pairIndex(a, c)
 	// sample: keep the rows of smallest hash (the test split).
 	sample bool
 	full   bool            // the sample holds MaxSample rows below cut
@@ -261,7 +303,10 @@ type sumsBuilder struct {
 }
 
 func newSumsBuilder(st *Stats) *sumsBuilder {
-	b := &sumsBuilder{s: st.newSums(), k: len(st.Num), v: make([]float64, st.dense()), delta: make([]float64, st.dense()), lv: make([]int, len(st.Cat))}
+	d := st.dense()
+	b := &sumsBuilder{s: st.newSums(), k: len(st.Num), v: make([]float64, d), delta: make([]float64, d),
+		e: make([]float64, d), w: make([]float64, d), nz: make([]int, 0, d), nzw: make([]int, 0, d),
+		lv: make([]int, len(st.Cat)), pairs: make([]pairTable, pairIndex(0, len(st.Cat)))}
 	b.mod = st.Mod
 	for _, m := range st.Mod {
 		b.index = append(b.index, map[string]int{})
@@ -270,7 +315,17 @@ func newSumsBuilder(st *Stats) *sumsBuilder {
 	return b
 }
 
-func (b *sumsBuilder) add(r dataset.StagedRow, numName []string, numField, catField []int, catCol []dataset.Column) error {
+// add accumulates one row. It does the arithmetic of the plain per-row
+// update (every dense position, every level sum) in the same order, but
+// leaves out the terms that are exactly zero: a position whose value
+// equals its running mean (a column never missing has a missing indicator
+// equal to its mean, 0) adds 0 to its mean and delta·0 to the co-moments,
+// and one equal to the shift adds 0 to a level sum. Those sums start at +0
+// and so can never be -0, and adding ±0 to anything else is the identity,
+// so the bits are those of the plain update (TestStatsBytesAreStable). A
+// row whose deltas overflow (±Inf, where Inf·0 would be NaN) takes the
+// plain update.
+func (b *sumsBuilder) add(r dataset.StagedRow, numName []string, numField, catField []int, catCol []dataset.Column, catNum []bool) error {
 	s, k, v := b.s, b.k, b.v
 	for j, fi := range numField {
 		x := r.Fields[fi].Num
@@ -291,33 +346,65 @@ func (b *sumsBuilder) add(r dataset.StagedRow, numName []string, numField, catFi
 	s.N++
 	d, n := len(v), float64(s.N)
 	// Welford: M += (v - μ_old)(v - μ_new)ᵀ, upper triangle.
-	delta := b.delta
+	delta, e, nz := b.delta, b.e, b.nz[:0]
+	finite := true
 	for i := range v {
-		delta[i] = v[i] - s.Mean[i]
-		s.Mean[i] += delta[i] / n
-	}
-	for i := range d {
-		if delta[i] == 0 {
-			continue
-		}
-		row := s.M[i*d : i*d+d]
-		for j := i; j < d; j++ {
-			row[j] += delta[i] * (v[j] - s.Mean[j])
+		di := v[i] - s.Mean[i]
+		delta[i] = di
+		if di != 0 {
+			s.Mean[i] += di / n
+			nz = append(nz, i)
+			finite = finite && di-di == 0
 		}
 	}
+	b.nz = nz
+	if finite {
+		for _, j := range nz {
+			e[j] = v[j] - s.Mean[j]
+		}
+		for a, i := range nz {
+			di := delta[i]
+			row := s.M[i*d : i*d+d]
+			for _, j := range nz[a:] {
+				row[j] += di * e[j]
+			}
+		}
+	} else {
+		for i := range d {
+			if delta[i] == 0 {
+				continue
+			}
+			row := s.M[i*d : i*d+d]
+			for j := i; j < d; j++ {
+				row[j] += delta[i] * (v[j] - s.Mean[j])
+			}
+		}
+	}
+	w, nzw := b.w, b.nzw[:0]
+	for i := range v {
+		wi := v[i] - b.shift[i]
+		w[i] = wi
+		if wi != 0 {
+			nzw = append(nzw, i)
+		}
+	}
+	b.nzw = nzw
 	for c, fi := range catField {
 		var l int
 		var ok bool
 		var key string
 		if m := b.mod[c]; m > 0 {
-			slot := residueSlot(hashField(catCol[c], r.Fields[fi]), m)
+			slot := residueSlot(fieldHash(catNum[c], r.Fields[fi]), m)
 			l, ok = b.slot[c][slot]-1, b.slot[c][slot] > 0
 			if !ok {
 				b.slot[c][slot] = len(s.Levels[c]) + 1
 				key = residueName(slot)
 			}
 		} else {
-			key = dataset.Format(catCol[c], r.Fields[fi])
+			key = r.Fields[fi].Str // dataset.Format of a string
+			if catNum[c] {
+				key = dataset.Format(catCol[c], r.Fields[fi])
+			}
 			l, ok = b.index[c][key]
 		}
 		if !ok {
@@ -330,12 +417,16 @@ func (b *sumsBuilder) add(r dataset.StagedRow, numName []string, numField, catFi
 		}
 		lev := &s.Levels[c][l]
 		lev.N++
-		for i := range v {
-			lev.S[i] += v[i] - b.shift[i]
+		ls := lev.S
+		for _, i := range nzw {
+			ls[i] += w[i]
 		}
 		b.lv[c] = l
-		for a := range c {
-			s.Pairs[pairKey(a, b.lv[a], c, l)]++
+		if c > 0 {
+			pairs := b.pairs[pairIndex(0, c):pairIndex(0, c+1)]
+			for a := range pairs {
+				pairs[a].inc(s.Pairs, a, b.lv[a], c, l)
+			}
 		}
 	}
 	if b.sample && !(b.full && bytes.Compare(r.Hash[:], b.cut[:]) >= 0) {
@@ -353,6 +444,63 @@ func (b *sumsBuilder) add(r dataset.StagedRow, numName []string, numField, catFi
 	return nil
 }
 
+// pairIndex numbers the pairs of Cat columns a < c: (0,1), (0,2), (1,2),
+// (0,3)...; pairIndex(0, n) is the number of pairs of n columns.
+func pairIndex(a, c int) int { return c*(c-1)/2 + a }
+
+// maxPairCells bounds a pairTable: past it (two near-unique one-hot
+// columns) the pair's counts go to the map.
+const maxPairCells = 1 << 15
+
+// pairTable counts one pair of Cat columns' level pairs in a dense table
+// while their levels fit one; the counts end in Sums.Pairs either way
+// (integers: the order they are added in does not matter).
+type pairTable struct {
+	rows, cols int
+	n          []int64 // la·cols + lb
+	spilled    bool    // counting in the map
+}
+
+func (t *pairTable) inc(pairs map[uint64]int64, ca, la, cb, lb int) {
+	if la < t.rows && lb < t.cols {
+		t.n[la*t.cols+lb]++
+		return
+	}
+	if !t.spilled {
+		rows, cols := t.rows, t.cols
+		for la >= rows {
+			rows = max(2*rows, 4)
+		}
+		for lb >= cols {
+			cols = max(2*cols, 4)
+		}
+		if rows*cols <= maxPairCells {
+			n := make([]int64, rows*cols)
+			for i := range t.rows {
+				copy(n[i*cols:i*cols+t.cols], t.n[i*t.cols:(i+1)*t.cols])
+			}
+			t.rows, t.cols, t.n = rows, cols, n
+			t.n[la*t.cols+lb]++
+			return
+		}
+		// Spill: the map gets what the table holds, and everything after.
+		t.flush(pairs, ca, cb)
+		t.rows, t.cols, t.n, t.spilled = 0, 0, nil, true
+	}
+	pairs[pairKey(ca, la, cb, lb)]++
+}
+
+// flush adds the table's counts to pairs.
+func (t *pairTable) flush(pairs map[uint64]int64, ca, cb int) {
+	for la := range t.rows {
+		for lb, cnt := range t.n[la*t.cols : (la+1)*t.cols] {
+			if cnt != 0 {
+				pairs[pairKey(ca, la, cb, lb)] += cnt
+			}
+		}
+	}
+}
+
 // bottom keeps the MaxSample rows of smallest hash, in hash order (ties in
 // the order given).
 func bottom(rows []SampleRow) []SampleRow {
@@ -365,6 +513,13 @@ func bottom(rows []SampleRow) []SampleRow {
 func (b *sumsBuilder) finish() *Sums {
 	s := b.s
 	d := len(b.v)
+	for c := 1; c < len(s.Levels); c++ {
+		for a := range c {
+			t := &b.pairs[pairIndex(a, c)]
+			t.flush(s.Pairs, a, c)
+			t.rows, t.cols, t.n = 0, 0, nil
+		}
+	}
 	for i := range d {
 		for j := range i {
 			s.M[i*d+j] = s.M[j*d+i]

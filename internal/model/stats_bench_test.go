@@ -97,3 +97,28 @@ func BenchmarkStatsSize(b *testing.B) {
 		})
 	}
 }
+
+// The accumulation alone, on rows already in memory and in cache (the
+// rows of a staging batch).
+func BenchmarkStatsBuilderAdd(b *testing.B) {
+	def := housingDef(b)
+	rows := withSplit(def, housingRows(b, def, 1024, 80))
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		sb, err := NewStatsBuilder(def)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 100 {
+			for _, r := range rows {
+				if err := sb.Add(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		sb.Stats()
+		n += 100 * len(rows)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/row")
+}

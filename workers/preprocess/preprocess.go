@@ -4,7 +4,10 @@
 // For each source (one generation of one uploaded object, or one
 // correction) it streams the rows, quarantines the bad ones with their
 // reason, writes the rest with their content hash as an immutable staged
-// chunk and records the outcome in the ingest ledger. Duplicates are left
+// chunk and records the outcome in the ingest ledger. An upload large
+// enough to be a version's rows blob by itself gets its statistics written
+// beside the chunk, summed from the rows as they are staged
+// (chunkstats.go). Duplicates are left
 // for the version cut, which sees every source in order. The ledger entry is
 // inserted last, under the source's idempotency key: until it exists the
 // work is redone from scratch (with the same result: the chunk is a function
@@ -12,7 +15,6 @@
 package preprocess
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -29,8 +31,10 @@ import (
 	"github.com/refit-ml/refit/internal/blob"
 	"github.com/refit-ml/refit/internal/bus"
 	"github.com/refit-ml/refit/internal/dataset"
+	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
 	"github.com/refit-ml/refit/workers"
+	"github.com/refit-ml/refit/workers/stats"
 )
 
 // Config is the worker's dependencies and its one option.
@@ -147,7 +151,7 @@ func (w *Worker) HandleObject(ctx context.Context, e *events.ObjectFinalized) er
 		return fmt.Errorf("read %s: %w", e.Name, err)
 	}
 	in.IgnoredColumns = r.Ignored()
-	return w.stage(ctx, d, in, r, e.CorrelationID)
+	return w.stage(ctx, d, in, r, stats.Needed(d), e.CorrelationID)
 }
 
 // HandleCorrection stages one stored correction as a row.
@@ -172,7 +176,7 @@ func (w *Worker) stageCorrection(ctx context.Context, c registry.Correction, cor
 	if done, err := w.alreadyStaged(ctx, in, correlation); done || err != nil {
 		return err
 	}
-	return w.stage(ctx, d, in, &correctionRows{d: d, c: c}, correlation)
+	return w.stage(ctx, d, in, &correctionRows{d: d, c: c}, false, correlation) // one row: cheap to sum where it is needed
 }
 
 func (w *Worker) alreadyStaged(ctx context.Context, in registry.Ingest, correlation string) (bool, error) {
@@ -195,18 +199,29 @@ type rowReader interface {
 // errNoRows aborts the chunk write when nothing was accepted.
 var errNoRows = errors.New("no rows accepted")
 
-func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.Ingest, rows rowReader, correlation string) error {
+func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.Ingest, rows rowReader, withStats bool, correlation string) error {
 	var rejected []dataset.Rejected
+	var st *model.Stats
+	var noStats string
 	chunk := fmt.Sprintf("staged/%s/%s.csv", d.Name, in.ID)
 	_, err := w.bucket.Write(ctx, chunk, blob.CreateOnly, func(out io.Writer) error {
 		in.Accepted, in.TestRows, in.Rejected, in.RejectedLines, rejected = 0, 0, 0, 0, nil // a retried write starts over
-		bw := bufio.NewWriterSize(out, 256<<10)
-		if _, err := bw.Write(d.HeaderRecord()); err != nil {
-			return err
-		}
+		st, noStats = nil, ""
+		cw := startChunkWriter(out)
+		closed := false
+		defer func() {
+			if !closed {
+				_ = cw.close()
+			}
+		}()
 		enc := d.NewStagedEncoder(in.Source.Key())
 		next, stop := readAhead(ctx, rows)
 		defer stop()
+		var cs *chunkStats
+		if withStats {
+			cs = newChunkStats(d)
+		}
+		buf := append(cw.buffer(), d.HeaderRecord()...)
 		for {
 			batch, err := next()
 			if errors.Is(err, io.EOF) {
@@ -224,26 +239,37 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 					}
 					continue
 				}
-				_, test, rec := enc.Encode(p.row)
-				if _, err := bw.Write(rec); err != nil {
-					return err
+				h, test, rec := enc.Encode(p.row)
+				buf = append(buf, rec...)
+				if cs != nil {
+					cs.add(p.row, h, test)
 				}
 				in.Accepted++
 				if test {
 					in.TestRows++
 				}
 			}
+			if len(buf) >= 128<<10 {
+				cw.write(buf)
+				buf = cw.buffer()
+			}
 		}
 		if in.Accepted == 0 {
 			return errNoRows
 		}
-		return bw.Flush()
+		if cs != nil {
+			st, noStats = cs.finish()
+		}
+		cw.write(buf)
+		closed = true
+		return cw.close()
 	})
 	switch {
 	case err == nil, errors.Is(err, blob.ErrExists):
 		// ErrExists: an earlier attempt committed the same chunk (the output
 		// is a function of the input).
 		in.Chunk = chunk
+		w.writeStats(ctx, d, in, st, noStats)
 	case errors.Is(err, errNoRows):
 		// The upload API refuses a header-only file; one dropped straight
 		// into the bucket is recorded with the same reason.
@@ -255,6 +281,27 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 		return fmt.Errorf("stage %s: %w", in.Source.Key(), err)
 	}
 	return w.finish(ctx, d, in, rejected, correlation)
+}
+
+// writeStats stores a chunk's statistics beside it when the chunk can be a
+// version's rows blob as it is: a version cut takes a chunk alone only
+// when it fills a batch by itself. They are a head start for the train
+// worker, which computes any that are missing, so a failure is logged,
+// not returned.
+func (w *Worker) writeStats(ctx context.Context, d *dataset.Definition, in registry.Ingest, st *model.Stats, noStats string) {
+	switch {
+	case in.Accepted < d.BatchSize:
+		return
+	case st == nil:
+		if noStats != "" {
+			w.log.Info("no statistics computed while staging; the train worker computes them from the chunk",
+				"dataset", d.Name, "chunk", in.Chunk, "reason", noStats)
+		}
+		return
+	}
+	if err := stats.WriteBlob(ctx, w.bucket, d, in.Chunk, st); err != nil {
+		w.log.Warn("chunk statistics not written; the train worker computes them from the chunk", "dataset", d.Name, "chunk", in.Chunk, "err", err)
+	}
 }
 
 // finish writes the quarantine report, records the ledger entry and

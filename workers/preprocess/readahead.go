@@ -24,8 +24,9 @@ type batch struct {
 }
 
 // readAhead runs rows.Next on its own goroutine, a batch ahead of the
-// caller, so that parsing and validating (one core) overlap with hashing
-// and writing (another): staging is two similar halves. Each row's fields
+// caller, so that parsing and validating (one core) overlap with encoding,
+// hashing and summing the rows, while a third goroutine writes the chunk
+// (chunkwriter.go). Each row's fields
 // are copied into the batch's arena, so rows may reuse their Fields
 // (InputOptions.ReuseFields); strings are not copied (they are the row's).
 // next returns io.EOF at the end, and the previous batch goes back to be

@@ -22,6 +22,7 @@ import (
 	"github.com/refit-ml/refit/internal/dataset"
 	"github.com/refit-ml/refit/internal/model"
 	"github.com/refit-ml/refit/internal/registry"
+	"github.com/refit-ml/refit/workers"
 )
 
 // Datasets finds a dataset's definition.
@@ -75,9 +76,10 @@ type Serving struct {
 	info []byte // Info, encoded
 }
 
-// NewServing resolves once what every prediction with pred needs.
-func NewServing(p registry.Promotion, pred Predictor, d *dataset.Definition) *Serving {
-	s := &Serving{Promotion: p, Predictor: pred, LoadedAt: time.Now().UTC()}
+// NewServing resolves once what every prediction with pred needs; clock
+// stamps LoadedAt (nil: the system clock).
+func NewServing(p registry.Promotion, pred Predictor, d *dataset.Definition, clock workers.Clock) *Serving {
+	s := &Serving{Promotion: p, Predictor: pred, LoadedAt: workers.Deps{Clock: clock}.Now()()}
 	// A classifier must answer the dataset's classes, in its order, so a
 	// probability is never reported under another class's name.
 	if c, ok := pred.(Classifier); ok && d.Task == dataset.TaskClassification && slices.Equal(c.Classes(), d.Classes()) {
@@ -156,6 +158,7 @@ type Models struct {
 	opener   dataset.Opener
 	history  Promotions
 	log      *slog.Logger
+	clock    workers.Clock                       // stamps LoadedAt and Failure.At; nil: the system clock
 	current  map[string]*atomic.Pointer[Serving] // fixed keys: read without locks
 	// loading holds one token per dataset (fixed keys): one load at a time,
 	// so that events arriving while a large artifact decodes (promote
@@ -172,9 +175,17 @@ type Models struct {
 	failures *prometheus.GaugeVec
 }
 
+// Option configures Models.
+type Option func(*Models)
+
+// WithClock stamps load times and failures with c instead of the system
+// clock (nil: the system clock), as workers.Deps.Clock does for the other
+// workers.
+func WithClock(c workers.Clock) Option { return func(m *Models) { m.clock = c } }
+
 // NewModels makes an empty holder for the catalog's datasets; opener reads
 // the artifacts (the bucket).
-func NewModels(datasets Datasets, opener dataset.Opener, history Promotions, logger *slog.Logger, metrics prometheus.Registerer) *Models {
+func NewModels(datasets Datasets, opener dataset.Opener, history Promotions, logger *slog.Logger, metrics prometheus.Registerer, opts ...Option) *Models {
 	m := &Models{
 		datasets: datasets, opener: opener, history: history, log: logger.With("component", "serve"),
 		current: map[string]*atomic.Pointer[Serving]{}, loading: map[string]chan struct{}{}, failed: map[string][]Failure{},
@@ -188,6 +199,9 @@ func NewModels(datasets Datasets, opener dataset.Opener, history Promotions, log
 			Name: "refit_serving_load_failures",
 			Help: "Promotions newer than the served model whose artifact did not load (0: the newest promotion is served).",
 		}, []string{"dataset"}),
+	}
+	for _, o := range opts {
+		o(m)
 	}
 	metrics.MustRegister(m.loadTime, m.sequence, m.failures)
 	for _, name := range datasets.Names() {
@@ -294,7 +308,7 @@ func (m *Models) load(ctx context.Context, ds string) (loadErr, readErr error) {
 		m.setFailed(ds, nil)
 		return nil, nil
 	}
-	failed, errs := []Failure{failure(latest, err)}, []error{err}
+	failed, errs := []Failure{m.failure(latest, err)}, []error{err}
 	defer func() { m.setFailed(ds, failed) }()
 	if ctx.Err() != nil {
 		return err, nil
@@ -318,13 +332,13 @@ func (m *Models) load(ctx context.Context, ds string) (loadErr, readErr error) {
 			m.log.Warn("serving an older model: newer ones do not load", "dataset", ds, "sequence", p.Sequence, "failed", len(failed))
 			break
 		}
-		failed, errs = append(failed, failure(p, err)), append(errs, err)
+		failed, errs = append(failed, m.failure(p, err)), append(errs, err)
 	}
 	return errors.Join(errs...), nil
 }
 
-func failure(p registry.Promotion, err error) Failure {
-	return Failure{Sequence: p.Sequence, RunID: p.RunID, Error: err.Error(), At: time.Now().UTC()}
+func (m *Models) failure(p registry.Promotion, err error) Failure {
+	return Failure{Sequence: p.Sequence, RunID: p.RunID, Error: err.Error(), At: workers.Deps{Clock: m.clock}.Now()()}
 }
 
 func (m *Models) setFailed(ds string, failed []Failure) {
@@ -351,7 +365,7 @@ func (m *Models) install(ctx context.Context, p registry.Promotion) error {
 	if !ok {
 		return fmt.Errorf("unknown dataset %q", p.Dataset)
 	}
-	start := time.Now()
+	start := time.Now() // a duration, not a record: the monotonic system clock
 	art, err := model.Load(ctx, m.opener, p.Artifact, p.Checksum)
 	if err != nil {
 		return fmt.Errorf("promotion #%d (run %s): %w", p.Sequence, p.RunID, err)
@@ -360,7 +374,7 @@ func (m *Models) install(ctx context.Context, p registry.Promotion) error {
 	if err != nil {
 		return fmt.Errorf("promotion #%d (run %s): %w", p.Sequence, p.RunID, err)
 	}
-	next := NewServing(p, pred, d)
+	next := NewServing(p, pred, d, m.clock)
 	if d.Task == dataset.TaskClassification && next.Classifier == nil {
 		return fmt.Errorf("promotion #%d (run %s): the model does not predict %s's classes (%s)",
 			p.Sequence, p.RunID, d.Name, strings.Join(d.Classes(), ", "))

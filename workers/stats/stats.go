@@ -149,8 +149,12 @@ func (s *Store) write(ctx context.Context, name string, st *model.Stats, reason 
 	if reason == reasonCorrupt {
 		mode = blob.Overwrite
 	}
+	return write(ctx, s.bucket, name, st, mode)
+}
+
+func write(ctx context.Context, bucket blob.Bucket, name string, st *model.Stats, mode blob.Mode) error {
 	b := st.Marshal()
-	_, err := s.bucket.Write(ctx, name, mode, func(w io.Writer) error {
+	_, err := bucket.Write(ctx, name, mode, func(w io.Writer) error {
 		_, err := io.Copy(w, bytes.NewReader(b))
 		return err
 	})
@@ -158,6 +162,19 @@ func (s *Store) write(ctx context.Context, name string, st *model.Stats, reason 
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
+}
+
+// WriteBlob stores the statistics of a rows blob computed by the worker
+// that wrote the blob, from the rows it wrote (staging: from the rows it
+// has just validated, so the chunk is not read back), create-only. They
+// must be the statistics ComputeStats gives on the blob's bytes; a train
+// replica then finds them and reads no rows.
+func WriteBlob(ctx context.Context, bucket blob.Bucket, def *dataset.Definition, rowsBlob string, st *model.Stats) error {
+	key, err := model.StatsKey(def)
+	if err != nil {
+		return err
+	}
+	return write(ctx, bucket, BlobName(rowsBlob, key), st, blob.CreateOnly)
 }
 
 // Ensure makes sure a rows blob has readable statistics, computing them
