@@ -63,7 +63,7 @@ func loadCRDs(dir string) (map[string]*jsonschema.Schema, error) {
 		}
 		var crd struct {
 			Spec struct {
-				Group    string `json:"group"`
+				Group    string                `json:"group"`
 				Names    struct{ Kind string } `json:"names"`
 				Versions []struct {
 					Name   string `json:"name"`
