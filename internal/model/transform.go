@@ -102,8 +102,6 @@ func fieldHash(numCol bool, f dataset.Field) uint64 {
 	return fnv1a(f.Str)
 }
 
-func hashField(c dataset.Column, f dataset.Field) uint64 { return fieldHash(dataset.IsNumeric(c), f) }
-
 // numKey identifies a numeric value as its canonical text does
 // (dataset.Format), without allocating: all NaNs are one value.
 func numKey(x float64) uint64 {
