@@ -20,11 +20,12 @@ import (
 // directory) as a process of its own until the test ends, and returns its
 // MongoDB URI.
 //
-// FerretDB is internal/devtools/ferretdb, a module of its own: built once
-// per test binary, plainly, with the go command running the tests. Linked
-// into the tests instead, FerretDB, SQLite transpiled to Go and their
-// drivers were compiled with -race, vetted and linked into every test
-// binary that starts one — the largest share of a cold `make test`.
+// FerretDB is internal/devtools/ferretdb, a module of its own, built
+// plainly by the go command running the tests and kept for later runs
+// (ferretBinary). Linked into the tests instead, FerretDB, SQLite
+// transpiled to Go and their drivers were compiled with -race, vetted and
+// linked into every test binary that starts one: a large share of a cold
+// `make test`.
 func StartFerretDB(t testing.TB) (uri string) {
 	t.Helper()
 	bin, err := ferretBinary()
