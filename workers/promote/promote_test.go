@@ -117,18 +117,10 @@ func TestHandleTrained(t *testing.T) {
 				return &c
 			},
 			want: want{permanent: true}},
-		{name: "losing the race for the sequence number decides again",
+		{name: "losing the race for the sequence number finds the racer's promotion of the run",
 			setup: func(t *testing.T, e *workertest.Env, _ *promote.Worker, _ []*events.ModelTrained) {
-				lost := false
-				e.Docs.InsertFn = func(ctx context.Context, col, key string, body json.RawMessage) error {
-					if col != "promotions" || lost {
-						return e.Docs.Docs.Insert(ctx, col, key, body)
-					}
-					// A racing replica promotes the same run first.
-					lost = true
-					require.NoError(t, e.Docs.Docs.Insert(ctx, col, key, body))
-					return store.ErrDuplicate
-				}
+				// A racing replica promotes the same run first.
+				e.Docs.InsertFn = racerFirst(t, e, "promotions", nil)
 			},
 			want: want{decisions: 2, champion: "linear-onehot", promotions: 1, announced: 1}},
 		{name: "losing the race to record a decision is the winner's",
@@ -144,22 +136,11 @@ func TestHandleTrained(t *testing.T) {
 			want: want{decisions: 2, champion: "linear-onehot", promotions: 1}},
 		{name: "a concurrent promoter's verdict is carried out, not this one's",
 			setup: func(t *testing.T, e *workertest.Env, _ *promote.Worker, _ []*events.ModelTrained) {
-				raced := false
-				e.Docs.InsertFn = func(ctx context.Context, col, key string, body json.RawMessage) error {
-					if col != "decision_intents" || raced {
-						return e.Docs.Docs.Insert(ctx, col, key, body)
-					}
-					// A replica that scored the better run against another
-					// champion recorded a rejection first.
-					raced = true
-					var dec map[string]any
-					require.NoError(t, json.Unmarshal(body, &dec))
+				// A replica that scored the better run against another
+				// champion recorded a rejection first.
+				e.Docs.InsertFn = racerFirst(t, e, "decision_intents", func(dec map[string]any) {
 					dec["promoted"], dec["status"], dec["reason"] = false, "rejected", "the racer's verdict"
-					b, err := json.Marshal(dec)
-					require.NoError(t, err)
-					require.NoError(t, e.Docs.Docs.Insert(ctx, col, key, b))
-					return store.ErrDuplicate
-				}
+				})
 			},
 			want: want{decisions: 2, champion: "linear-hashed", promotions: 1, announced: 1}},
 		{name: "a promotion appended before a crash is not appended again",
@@ -235,6 +216,29 @@ func TestHandleTrained(t *testing.T) {
 			}
 			require.Equal(t, tt.want.announced, announced)
 		})
+	}
+}
+
+// racerFirst is an insert function under which a racing replica inserts
+// the first document of col (changed by edit, when given) just before this
+// worker, which then gets ErrDuplicate.
+func racerFirst(t *testing.T, e *workertest.Env, col string, edit func(map[string]any)) func(context.Context, string, string, json.RawMessage) error {
+	raced := false
+	return func(ctx context.Context, c, key string, body json.RawMessage) error {
+		if c != col || raced {
+			return e.Docs.Docs.Insert(ctx, c, key, body)
+		}
+		raced = true
+		if edit != nil {
+			var doc map[string]any
+			require.NoError(t, json.Unmarshal(body, &doc))
+			edit(doc)
+			var err error
+			body, err = json.Marshal(doc)
+			require.NoError(t, err)
+		}
+		require.NoError(t, e.Docs.Docs.Insert(ctx, c, key, body))
+		return store.ErrDuplicate
 	}
 }
 
