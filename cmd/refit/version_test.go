@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/refit-ml/refit/internal/testenv"
 )
 
 func TestVersionFrom(t *testing.T) {
@@ -58,7 +60,7 @@ func TestMakeBuildStampsTheRevision(t *testing.T) {
 	var out bytes.Buffer
 	build := exec.Command("make", "-C", root, "build", "BIN="+bin)
 	// The setting of this machine and of CI, under which Go stamps nothing.
-	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
+	build.Env = append(os.Environ(), "GOFLAGS="+strings.Join(append([]string{"-buildvcs=false"}, testenv.BuildFlags()...), " "))
 	build.Stdout, build.Stderr = &out, &out
 	require.NoError(t, build.Run(), out.String())
 	got, err := exec.Command(bin, "version").Output()

@@ -1,0 +1,15 @@
+package testenv
+
+// BuildFlags are the flags a test passes to `go build` for a program it
+// runs (the refit binary of the multi-process tests): -race when the test
+// binary itself is race-built, as under `make test`. The program then
+// reuses every package the test build compiled, instead of compiling the
+// whole dependency graph a second time without -race (on a cold cache that
+// second compile was a third of `make test`), and it runs under the race
+// detector too.
+func BuildFlags() []string {
+	if raceEnabled {
+		return []string{"-race"}
+	}
+	return nil
+}
