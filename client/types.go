@@ -84,8 +84,13 @@ type Ingest struct {
 	Duplicate     int    `json:"duplicate"`
 	Status        string `json:"status"`
 	Chunk         string `json:"chunk,omitempty"` // the staged rows' object
-	Quarantine    string `json:"quarantine,omitempty"`
-	Reason        string `json:"reason,omitempty"`
+	// ChunkHash is the chunk's SHA-256; RowHashes lists its rows' hashes
+	// (16 bytes each, SHA-256 RowHashesSum), read by the version cut.
+	ChunkHash    string `json:"chunk_hash,omitempty"`
+	RowHashes    string `json:"row_hashes,omitempty"`
+	RowHashesSum string `json:"row_hashes_sum,omitempty"`
+	Quarantine   string `json:"quarantine,omitempty"`
+	Reason       string `json:"reason,omitempty"`
 	// IgnoredColumns are header columns the dataset does not define.
 	IgnoredColumns []string  `json:"ignored_columns,omitempty"`
 	StagedAt       time.Time `json:"staged_at"`

@@ -53,6 +53,15 @@ type Ingest struct {
 	RejectedLines int `json:"rejected_lines,omitempty"`
 	// Chunk holds the accepted rows (staged CSV); empty when none.
 	Chunk string `json:"chunk,omitempty"`
+	// ChunkHash is the SHA-256 of the chunk's bytes, and RowHashes the
+	// object listing its rows' content hashes in row order (16 bytes each),
+	// whose SHA-256 is RowHashesSum: written while an upload is staged, so
+	// the version cut finds duplicates and the rows blob's hash without
+	// reading the chunk. Empty for corrections and older ingests (the cut
+	// reads the chunk).
+	ChunkHash    string `json:"chunk_hash,omitempty"`
+	RowHashes    string `json:"row_hashes,omitempty"`
+	RowHashesSum string `json:"row_hashes_sum,omitempty"`
 	// Quarantine lists the rejected rows with reasons; empty when none.
 	Quarantine string `json:"quarantine,omitempty"`
 	// Reason is set when the whole source was rejected.

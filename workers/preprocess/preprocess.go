@@ -17,12 +17,15 @@ package preprocess
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -204,14 +207,26 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 	var st *model.Stats
 	var noStats string
 	chunk := fmt.Sprintf("staged/%s/%s.csv", d.Name, in.ID)
+	hashList := in.Source.Kind == registry.SourceObject // a correction's one row is cheap to read
 	_, err := w.bucket.Write(ctx, chunk, blob.CreateOnly, func(out io.Writer) error {
 		in.Accepted, in.TestRows, in.Rejected, in.RejectedLines, rejected = 0, 0, 0, 0, nil // a retried write starts over
+		in.ChunkHash, in.RowHashes, in.RowHashesSum = "", "", ""
 		st, noStats = nil, ""
-		cw := startChunkWriter(out)
+		chunkSum := sha256.New() // on the writer's goroutine, with the bytes
+		cw := startChunkWriter(io.MultiWriter(out, chunkSum))
 		closed := false
 		defer func() {
 			if !closed {
 				_ = cw.close()
+			}
+		}()
+		var hl *rowHashList
+		if hashList {
+			hl = startRowHashList(ctx, w.bucket, strings.TrimSuffix(chunk, ".csv")+".rowhashes")
+		}
+		defer func() {
+			if hl != nil {
+				hl.abandon()
 			}
 		}()
 		enc := d.NewStagedEncoder(in.Source.Key())
@@ -241,6 +256,9 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 				}
 				h, test, rec := enc.Encode(p.row)
 				buf = append(buf, rec...)
+				if hl != nil {
+					hl.add(h)
+				}
 				if cs != nil {
 					cs.add(p.row, h, test)
 				}
@@ -262,7 +280,20 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 		}
 		cw.write(buf)
 		closed = true
-		return cw.close()
+		if err := cw.close(); err != nil {
+			return err
+		}
+		in.ChunkHash = hex.EncodeToString(chunkSum.Sum(nil))
+		if hl != nil {
+			sum, err := hl.finish()
+			hl = nil
+			if err != nil {
+				w.log.Warn("row hash list not written; the version cut reads the chunk", "dataset", d.Name, "chunk", chunk, "err", err)
+				return nil
+			}
+			in.RowHashes, in.RowHashesSum = strings.TrimSuffix(chunk, ".csv")+".rowhashes", sum
+		}
+		return nil
 	})
 	switch {
 	case err == nil, errors.Is(err, blob.ErrExists):

@@ -180,3 +180,155 @@ func TestCutCopiesWhenRowsRepeat(t *testing.T) {
 	}
 	require.Equal(t, want, got)
 }
+
+// TestCutReadsRowHashListsNotChunks: staging lists each upload's row
+// hashes beside its chunk, and the cut reads the list (16 bytes a row)
+// instead of the chunk. A list that is missing, truncated, altered or
+// recorded with another checksum is not trusted: the cut reads the chunk,
+// and every case cuts the same versions.
+func TestCutReadsRowHashListsNotChunks(t *testing.T) {
+	header, rows := housingLines(t, 1, 500)
+	first := header + strings.Join(rows[:200], "")
+	second := header + strings.Join(rows[100:200], "") + strings.Join(rows[300:450], "") + rows[300] // 101 duplicates
+	type cut struct {
+		Hash                string
+		Rows, New, Dup, Test int
+		Blobs, BlobHashes   []string
+		BlobRows            []int
+	}
+	for _, tt := range []struct {
+		name      string
+		spoil     func(t *testing.T, e *workertest.Env, in registry.Ingest)
+		readsList bool
+	}{
+		{"intact", func(*testing.T, *workertest.Env, registry.Ingest) {}, true},
+		{"missing", func(t *testing.T, e *workertest.Env, in registry.Ingest) {
+			e.Bucket.OpenFn = func(ctx context.Context, name string) (io.ReadCloser, error) {
+				if name == in.RowHashes {
+					return nil, blob.ErrNotExist
+				}
+				return e.Local.Open(ctx, name)
+			}
+		}, false},
+		{"truncated by one hash", func(t *testing.T, e *workertest.Env, in registry.Ingest) {
+			overwrite(t, e, in.RowHashes, read(t, e, in.RowHashes)[16:])
+		}, false},
+		{"one bit flipped", func(t *testing.T, e *workertest.Env, in registry.Ingest) {
+			b := read(t, e, in.RowHashes)
+			b[len(b)/2] ^= 1
+			overwrite(t, e, in.RowHashes, b)
+		}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := workertest.New(t, 150)
+			pre, err := preprocess.New(preprocess.Config{Deps: e.Deps(t)})
+			require.NoError(t, err)
+			require.NoError(t, pre.HandleObject(ctx, e.Put(t, "a.csv", []byte(first))))
+			require.NoError(t, pre.HandleObject(ctx, e.Put(t, "b.csv", []byte(second))))
+			ingests, err := e.Registry.Ingests(ctx, "housing")
+			require.NoError(t, err)
+			require.Len(t, ingests, 2)
+			for _, in := range ingests {
+				require.NotEmpty(t, in.RowHashes, "staging lists the row hashes")
+				require.Equal(t, sha(read(t, e, in.Chunk)), in.ChunkHash)
+				require.Equal(t, sha(read(t, e, in.RowHashes)), in.RowHashesSum)
+				tt.spoil(t, e, in)
+			}
+			// What the cut reads of the chunks, beyond their header line.
+			var mu sync.Mutex
+			chunkBytes := 0
+			open := e.Local.Open
+			if e.Bucket.OpenFn != nil {
+				open = e.Bucket.OpenFn
+			}
+			e.Bucket.OpenFn = func(ctx context.Context, name string) (io.ReadCloser, error) {
+				rc, err := open(ctx, name)
+				if err != nil || !strings.HasPrefix(name, "staged/") || !strings.HasSuffix(name, ".csv") {
+					return rc, err
+				}
+				b, err := io.ReadAll(rc)
+				rc.Close()
+				return io.NopCloser(&countingReader{r: bytes.NewReader(b), n: &chunkBytes, mu: &mu}), err
+			}
+			w, err := version.New(e.Deps(t))
+			require.NoError(t, err)
+			require.NoError(t, w.Cut(ctx, "housing", ""))
+			vs, err := e.Registry.Versions(ctx, "housing")
+			require.NoError(t, err)
+			require.Len(t, vs, 2)
+			var got []cut
+			for _, v := range vs {
+				requireBlobsRecorded(t, e, v)
+				got = append(got, cut{v.Hash, v.Rows, v.NewRows, v.Duplicate, v.TestRows, v.Blobs, v.BlobHashes, v.BlobRows})
+			}
+			require.Equal(t, 200, got[0].New)
+			require.Equal(t, 150, got[1].New)
+			require.Equal(t, 101, got[1].Dup)
+			want := cutByReadingChunks(t, first, second)
+			require.Equal(t, len(want), len(got))
+			for i := range got {
+				require.Equal(t, want[i].Hash, got[i].Hash, "version %d", i+1)
+				require.Equal(t, want[i].TestRows, got[i].Test, "version %d", i+1)
+			}
+			// The second batch has duplicates, so its rows are copied (the
+			// chunk is read); the first is taken as it stands.
+			headerLen := len(e.Def.HeaderRecord())
+			copied := len(second) // at least the second chunk's rows, read to copy them
+			if tt.readsList {
+				require.Less(t, chunkBytes, len(read(t, e, ingests[0].Chunk))+len(read(t, e, ingests[1].Chunk))-headerLen,
+					"with intact lists the cut reads the duplicated chunk only")
+			} else {
+				require.Greater(t, chunkBytes, copied, "without a usable list both chunks are read")
+			}
+		})
+	}
+}
+
+// cutByReadingChunks cuts the files with the row hash lists removed from
+// the ledger, as before they existed.
+func cutByReadingChunks(t *testing.T, files ...string) []registry.Version {
+	t.Helper()
+	ctx := context.Background()
+	e := workertest.New(t, 150)
+	pre, err := preprocess.New(preprocess.Config{Deps: e.Deps(t)})
+	require.NoError(t, err)
+	for i, f := range files {
+		require.NoError(t, pre.HandleObject(ctx, e.Put(t, string(rune('a'+i))+".csv", []byte(f))))
+	}
+	e.Bucket.OpenFn = func(ctx context.Context, name string) (io.ReadCloser, error) {
+		if strings.HasSuffix(name, ".rowhashes") {
+			return nil, blob.ErrNotExist
+		}
+		return e.Local.Open(ctx, name)
+	}
+	w, err := version.New(e.Deps(t))
+	require.NoError(t, err)
+	require.NoError(t, w.Cut(ctx, "housing", ""))
+	vs, err := e.Registry.Versions(ctx, "housing")
+	require.NoError(t, err)
+	return vs
+}
+
+func overwrite(t *testing.T, e *workertest.Env, name string, b []byte) {
+	t.Helper()
+	_, err := e.Local.Write(context.Background(), name, blob.Overwrite, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+	require.NoError(t, err)
+}
+
+type countingReader struct {
+	r  io.Reader
+	n  *int
+	mu *sync.Mutex
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.mu.Lock()
+	*c.n += n
+	c.mu.Unlock()
+	return n, err
+}
