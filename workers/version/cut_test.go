@@ -191,10 +191,10 @@ func TestCutReadsRowHashListsNotChunks(t *testing.T) {
 	first := header + strings.Join(rows[:200], "")
 	second := header + strings.Join(rows[100:200], "") + strings.Join(rows[300:450], "") + rows[300] // 101 duplicates
 	type cut struct {
-		Hash                string
+		Hash                 string
 		Rows, New, Dup, Test int
-		Blobs, BlobHashes   []string
-		BlobRows            []int
+		Blobs, BlobHashes    []string
+		BlobRows             []int
 	}
 	for _, tt := range []struct {
 		name      string
