@@ -140,6 +140,10 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 
 // do sends one request and returns the response when its status is want;
 // otherwise it reads the gateway's error into an *Error.
+// expectContinueBytes: bodies larger than this wait for the gateway's
+// "100 Continue" (http.DefaultTransport waits up to a second for it).
+const expectContinueBytes = 1 << 20
+
 func (c *Client) do(ctx context.Context, method, path, contentType string, body io.Reader, size int64, want int) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
@@ -151,6 +155,12 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if size > expectContinueBytes {
+		// The gateway can refuse a large body (over its limit, or
+		// unauthorised) before it is sent: its answer then reaches the user,
+		// not a connection reset by a server that stopped reading.
+		req.Header.Set("Expect", "100-continue")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

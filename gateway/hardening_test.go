@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/refit-ml/refit/client"
 	"github.com/refit-ml/refit/gateway"
 	"github.com/refit-ml/refit/internal/blob/local"
 	"github.com/refit-ml/refit/internal/dataset"
@@ -56,6 +57,7 @@ func TestHostileInputAnswers(t *testing.T) {
 	const csvHeader = "price,bedrooms,bathrooms,sqft_living,sqft_lot,floors,waterfront,view,condition,sqft_above,sqft_basement,yr_built,yr_renovated,street,city,statezip,country\n"
 	tests := []struct {
 		name, method, path, contentType, encoding, body string
+		expect                                          bool // send Expect: 100-continue
 		status                                          int
 		contains                                        string
 		header                                          map[string]string
@@ -96,8 +98,12 @@ func TestHostileInputAnswers(t *testing.T) {
 			body: "", status: 400, contains: "the upload is empty"},
 		{name: "upload: one row without its newline", method: "POST", path: "/v1/datasets/housing/uploads?name=one", contentType: "text/csv",
 			body: csvHeader + "1,3,2,1800,5000,1,0,0,3,1800,0,1990,0,s,Seattle,WA 98103,USA", status: 201, contains: `"object":"incoming/housing/one.csv"`},
+		// Expect: 100-continue, as the refit client sends it for a large
+		// body: without it the client writes on while the server, which
+		// answered without reading, closes, and the answer can be lost to a
+		// reset (TCP discards what the client had not read).
 		{name: "upload: declared larger than the limit", method: "POST", path: "/v1/datasets/housing/uploads?name=big", contentType: "text/csv",
-			body: strings.Repeat("x", 1<<20+1), status: 413, contains: "larger than the limit of 1048576 bytes"},
+			body: strings.Repeat("x", 1<<20+1), expect: true, status: 413, contains: "larger than the limit of 1048576 bytes"},
 		{name: "correction: declared larger than the limit", method: "POST", path: "/v1/datasets/housing/corrections",
 			body: strings.Repeat(" ", 64<<10+1), status: 413, contains: "larger than 65536 bytes"},
 		// 5: a dropped column is accepted wherever rows are.
@@ -124,6 +130,9 @@ func TestHostileInputAnswers(t *testing.T) {
 			req.Header.Set("Content-Type", ct)
 			if tt.encoding != "" {
 				req.Header.Set("Content-Encoding", tt.encoding)
+			}
+			if tt.expect {
+				req.Header.Set("Expect", "100-continue")
 			}
 			resp, err := http.DefaultClient.Do(req)
 			require.NoError(t, err)
@@ -420,5 +429,20 @@ func TestDatasetIngestsArePaged(t *testing.T) {
 	for _, q := range []string{"?limit=0", "?limit=x", "?limit=100000", "?cursor=bogus"} {
 		code, _, _ := get(q)
 		require.Equal(t, http.StatusBadRequest, code, q)
+	}
+}
+
+// TestClientUploadOverTheLimitGetsTheReason: the refit client offers a
+// large upload with Expect: 100-continue, so the gateway's refusal, sent
+// before it reads the body, is what the user sees, every time (without it
+// the answer raced the server's close and was sometimes a reset).
+func TestClientUploadOverTheLimitGetsTheReason(t *testing.T) {
+	f := newFixtureWith(t, gateway.Config{MaxBodyBytes: 64 << 10, MaxUploadBytes: 1 << 20}, func(*serve.Models) gateway.Publisher { return nopPublisher{} })
+	c := client.New(f.srv.URL)
+	body := bytes.Repeat([]byte("x"), 8<<20) // well past the 256 KiB net/http drains before closing
+	for range 20 {
+		_, err := c.Upload(context.Background(), "housing", "big.csv", bytes.NewReader(body), int64(len(body)))
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "larger than the limit of 1048576 bytes")
 	}
 }
