@@ -16,12 +16,12 @@ build:
 	$(GO) build -buildvcs=auto -ldflags "-X main.buildRevision=$(REVISION)" -o $(BIN) ./cmd/refit
 
 ## test: the gate, then every test with the race detector (emulators started by the tests).
-## Everything is compiled once, in race mode: vet, staticcheck (through `go list -export`) and the
-## tests share that build; a second, plain build for vet and staticcheck was a third of a cold run.
-## -vet=off: the gate's `go vet` has run every analyzer on the same files. The programs tests run
-## (the refit binary) are race-built too, for the same reason (internal/testenv.BuildFlags)
+## Everything is compiled once, in race mode: vet, staticcheck (through `go list -export`), the
+## tests and the programs they run (the refit binary, internal/testenv.BuildFlags) share that
+## build. -vet=off: the gate's `go vet` has run every analyzer on the same files. -ldflags=-w: no
+## DWARF in test binaries (nothing debugs them; stack traces come from the symbol table)
 test: gate
-	$(GO) test -race -vet=off -count=1 -timeout 30m ./...
+	$(GO) test -race -vet=off -ldflags=-w -count=1 -timeout 30m ./...
 
 ## test-short: the fast tests only
 test-short:

@@ -44,6 +44,7 @@ func reviewsCSV(t *testing.T, texts []string) []byte {
 }
 
 func TestCLIPredictsAndScoresAClassifier(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("trains a classifier")
 	}
@@ -216,6 +217,7 @@ func TestCLIPredictsAndScoresAClassifier(t *testing.T) {
 func f4(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
 
 func TestScoreCellsForEachKindOfModel(t *testing.T) {
+	t.Parallel()
 	auc := 0.91
 	bin := client.Metrics{Rows: 10, Classification: &client.Classification{Accuracy: 0.8, F1Macro: 0.79, LogLoss: 0.45, ROCAUC: &auc}}
 	multi := client.Metrics{Rows: 10, Classification: &client.Classification{Accuracy: 0.7, F1Macro: 0.6, LogLoss: 0.9}}

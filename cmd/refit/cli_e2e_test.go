@@ -27,6 +27,7 @@ func cli(t *testing.T, bin, server, stdin string, args ...string) (string, strin
 }
 
 func TestCLIUploadWaitStatusPredict(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
@@ -80,6 +81,7 @@ func houses2JSONL(t *testing.T, content []byte) (string, int) {
 }
 
 func TestCLIHelpfulErrors(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}

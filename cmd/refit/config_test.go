@@ -10,6 +10,7 @@ import (
 // TestHousekeepingSettings: the two housekeeping ages default to an hour
 // and a week, 0 turns each off, and a bad value stops start-up naming it.
 func TestHousekeepingSettings(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		env              map[string]string
 		temp, retention  time.Duration

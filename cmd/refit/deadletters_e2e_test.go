@@ -17,6 +17,7 @@ import (
 // fixed here, the replayed message fails again as a new dead letter that
 // names the one it replays.
 func TestDeadLettersListAndReplay(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := startProgram(t, dir)
 	ctx := context.Background()

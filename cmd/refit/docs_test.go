@@ -12,6 +12,7 @@ import (
 // TestArchitectureShowsTheModuleTable: ARCHITECTURE.md's copy of the table
 // lists every target, in order, with the routes it has here.
 func TestArchitectureShowsTheModuleTable(t *testing.T) {
+	t.Parallel()
 	doc, err := os.ReadFile("../../ARCHITECTURE.md")
 	require.NoError(t, err)
 	row := regexp.MustCompile("(?m)^\\| `([a-z-]+)` \\| [^|]+ \\| ([^|]+) \\| [^|]+ \\|$")
@@ -38,6 +39,7 @@ func TestArchitectureShowsTheModuleTable(t *testing.T) {
 // README.md name (`dir/file.go`, or `dir/file.go: Name`) is there, and
 // declares the name.
 func TestArchitectureNamesFilesThatExist(t *testing.T) {
+	t.Parallel()
 	ref := regexp.MustCompile("`([a-z0-9_/.-]+\\.go)(?::\\s*`?([A-Za-z_.]+)(?:\\(\\))?`?)?`")
 	for _, doc := range []string{"ARCHITECTURE.md", "README.md"} {
 		b, err := os.ReadFile("../../" + doc)

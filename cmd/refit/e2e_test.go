@@ -219,6 +219,7 @@ func houses(t *testing.T, content []byte) ([]map[string]any, []float64) {
 }
 
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	p := startProgram(t, dir)
@@ -316,6 +317,7 @@ func TestEndToEnd(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
+	t.Parallel()
 	p := startProgram(t, t.TempDir())
 	p.upload(p.api(), "housing", "seed", generate(t, 5, 800))
 	p.eventually("a model served", p.serving)
@@ -373,6 +375,7 @@ func TestBadRequests(t *testing.T) {
 }
 
 func TestMisconfigurationStopsWithOneLine(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		env  map[string]string
 		args []string
@@ -400,6 +403,7 @@ func TestMisconfigurationStopsWithOneLine(t *testing.T) {
 }
 
 func TestGenIsDeterministic(t *testing.T) {
+	t.Parallel()
 	var a, b bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"gen", "housing", "--rows", "50", "--seed", "4"}, os.Getenv, &a, io.Discard))
 	require.NoError(t, run(context.Background(), []string{"gen", "--seed=4", "housing", "--rows=50"}, os.Getenv, &b, io.Discard))
@@ -409,6 +413,7 @@ func TestGenIsDeterministic(t *testing.T) {
 }
 
 func TestExitWhenIdle(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"REFIT_DATA_DIR": t.TempDir(), "REFIT_HTTP_ADDR": "127.0.0.1:0", "REFIT_EXIT_WHEN_IDLE": "300ms", "REFIT_LOG_LEVEL": "warn"}
 	done := make(chan error, 1)
 	go func() {

@@ -14,6 +14,7 @@ import (
 )
 
 func TestGenReviewsIsDeterministicAndValid(t *testing.T) {
+	t.Parallel()
 	var a, b, noisy bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"gen", "reviews", "--rows", "300", "--seed", "4"}, os.Getenv, &a, io.Discard))
 	require.NoError(t, run(context.Background(), []string{"gen", "--seed=4", "reviews", "--rows=300"}, os.Getenv, &b, io.Discard))

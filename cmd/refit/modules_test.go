@@ -74,6 +74,7 @@ func testConfig(t *testing.T, targets string, webhooks bool) Config {
 // creates are exactly those serve makes in groups replicas share; serve's
 // other groups are its own.
 func TestSetupCreatesWhatServeSubscribes(t *testing.T) {
+	t.Parallel()
 	for _, targets := range append(slices.Clone(allTargets), "all", "gateway,train", "version,promote") {
 		for _, webhooks := range []bool{false, true} {
 			t.Run(targets+map[bool]string{true: "+webhooks"}[webhooks], func(t *testing.T) {
@@ -112,6 +113,7 @@ func mapsWithPrefix(m map[string][]string, prefix string) map[string][]string {
 // TestSetupSubscriptions pins what `refit setup` creates, so a change to the
 // table is a visible change here.
 func TestSetupSubscriptions(t *testing.T) {
+	t.Parallel()
 	want := map[string][]string{
 		"preprocess":   {events.TopicObjectFinalized, events.TopicCorrectionSubmitted},
 		"version":      {events.TopicRowsStaged},
@@ -132,6 +134,7 @@ func TestSetupSubscriptions(t *testing.T) {
 // TestEveryRouteHasItsHandler: a route without a handler (or a handler
 // without a route) is refused at start, naming the target.
 func TestEveryRouteHasItsHandler(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t, "all", true)
 	got := servedSubs(t, cfg, "gateway-a")
 	other := servedSubs(t, testConfig(t, "gateway", false), "gateway-b")

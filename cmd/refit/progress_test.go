@@ -11,6 +11,7 @@ import (
 )
 
 func TestProgressPlainLines(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		size  int

@@ -17,6 +17,7 @@ import (
 // (it carries $ID from line to line), from a folder holding bin/refit and
 // the committed IMDB file, against a server started here.
 func TestREADMEReviewsTour(t *testing.T) {
+	t.Parallel()
 	cmds := readmeBlock(t, "## A second tour: movie reviews")
 	require.GreaterOrEqual(t, len(cmds), 6, "the reviews tour lost its commands: %q", cmds)
 	if testing.Short() {

@@ -49,6 +49,7 @@ func readmeBlock(t *testing.T, heading string) []string {
 // localhost:8080 the server's port (which the CLI finds through
 // REFIT_HTTP_ADDR, as it would on the newcomer's machine).
 func TestREADMETour(t *testing.T) {
+	t.Parallel()
 	cmds := tourCommands(t)
 	require.GreaterOrEqual(t, len(cmds), 5, "the tour lost its commands: %q", cmds)
 	registryScript := registryBlock(t)

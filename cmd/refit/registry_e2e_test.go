@@ -72,6 +72,7 @@ func (p *program) served() client.ModelInfo {
 }
 
 func TestRegistryThroughTheAPI(t *testing.T) {
+	t.Parallel()
 	hooks := &hookReceiver{events: map[string]string{}}
 	receiver := httptest.NewServer(hooks)
 	defer receiver.Close()
@@ -249,6 +250,7 @@ func TestRegistryThroughTheAPI(t *testing.T) {
 }
 
 func TestAccessSettingsAreChecked(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		env  map[string]string
 		want string
@@ -269,6 +271,7 @@ func TestAccessSettingsAreChecked(t *testing.T) {
 }
 
 func TestAgo(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		at   time.Time

@@ -19,6 +19,7 @@ import (
 )
 
 func TestScalerSettings(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, target string
 		env          map[string]string
@@ -56,6 +57,7 @@ func TestScalerSettings(t *testing.T) {
 
 // refit serve --target=scaler, for real, against a stand-in Prometheus.
 func TestServeScaler(t *testing.T) {
+	t.Parallel()
 	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/query_range" {
 			http.NotFound(w, r)

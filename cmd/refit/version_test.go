@@ -15,6 +15,7 @@ import (
 )
 
 func TestVersionFrom(t *testing.T) {
+	t.Parallel()
 	stamped := &debug.BuildInfo{Main: debug.Module{Version: "(devel)"},
 		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "abc123"}}}
 	unstamped := &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}
@@ -42,6 +43,7 @@ func TestVersionFrom(t *testing.T) {
 // checks that `refit version` (the code_version runs record) is the
 // checkout's HEAD, whatever GOFLAGS says about VCS stamping.
 func TestMakeBuildStampsTheRevision(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}

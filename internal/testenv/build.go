@@ -6,10 +6,11 @@ package testenv
 // reuses every package the test build compiled, instead of compiling the
 // whole dependency graph a second time without -race (on a cold cache that
 // second compile was a third of `make test`), and it runs under the race
-// detector too.
+// detector too. No DWARF (-ldflags=-w), as in `make test`'s test
+// binaries: nothing debugs them, and it shortens the link.
 func BuildFlags() []string {
 	if raceEnabled {
-		return []string{"-race"}
+		return []string{"-race", "-ldflags=-w"}
 	}
-	return nil
+	return []string{"-ldflags=-w"}
 }

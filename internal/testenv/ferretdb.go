@@ -113,7 +113,7 @@ func ferretBinary() (string, error) {
 		// go test puts its toolchain's bin first on PATH. A plain build
 		// whatever the tests were built with (under -race every query is
 		// several times slower), outside any workspace.
-		cmd := exec.Command("go", "build", "-o", tmp, ".")
+		cmd := exec.Command("go", "build", "-ldflags=-w", "-o", tmp, ".") // no DWARF: nothing debugs it
 		cmd.Dir = src
 		cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
