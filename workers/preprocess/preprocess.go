@@ -230,7 +230,7 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 			}
 		}()
 		enc := d.NewStagedEncoder(in.Source.Key())
-		next, stop := readAhead(ctx, rows, func() *dataset.StagedEncoder { return d.NewStagedEncoder(in.Source.Key()) })
+		next, stop := readAhead(ctx, rows)
 		defer stop()
 		var cs *chunkStats
 		if withStats {
@@ -245,7 +245,7 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 			if err != nil {
 				return err
 			}
-			for i, p := range batch.rows {
+			for _, p := range batch {
 				if p.rej != nil {
 					in.Rejected++
 					in.RejectedLines += max(p.rej.Lines, 1)
@@ -254,7 +254,7 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 					}
 					continue
 				}
-				h, test, rec := batch.record(i, enc)
+				h, test, rec := enc.Encode(p.row)
 				buf = append(buf, rec...)
 				if hl != nil {
 					hl.add(h)
