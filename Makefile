@@ -25,7 +25,7 @@ build:
 ## build. -vet=off: the gate's `go vet` has run every analyzer on the same files. -ldflags=-w: no
 ## DWARF in test binaries (nothing debugs them; stack traces come from the symbol table)
 test: gate
-	$(GO) test $(RACE) -vet=off -ldflags=-w -p 3 -count=1 -timeout 30m ./...
+	$(GO) test $(RACE) -vet=off -ldflags=-w -count=1 -timeout 30m ./...
 
 ## test-short: the fast tests only
 test-short:
