@@ -249,7 +249,7 @@ func buildRefit(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "refit")
 	began := time.Now()
-	out, err := exec.Command("go", append(append([]string{"build"}, testenv.BuildFlags()...), "-o", bin, "github.com/refit-ml/refit/cmd/refit")...).CombinedOutput()
+	out, err := exec.Command("go", testenv.BuildArgs("-o", bin, "github.com/refit-ml/refit/cmd/refit")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	binaries.refit = sync.OnceValues(func() (string, error) {
 		bin := filepath.Join(dir, "refit")
 		var out bytes.Buffer
-		cmd := exec.Command("go", append(append([]string{"build"}, testenv.BuildFlags()...), "-buildvcs=auto", "-o", bin, ".")...)
+		cmd := exec.Command("go", testenv.BuildArgs("-buildvcs=auto", "-o", bin, ".")...)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
 			return "", fmt.Errorf("go build ./cmd/refit: %w\n%s", err, out.String())

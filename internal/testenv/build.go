@@ -14,3 +14,8 @@ func BuildFlags() []string {
 	}
 	return []string{"-ldflags=-w"}
 }
+
+// BuildArgs are the arguments of `go build` with BuildFlags, then args.
+func BuildArgs(args ...string) []string {
+	return append(append([]string{"build"}, BuildFlags()...), args...)
+}
