@@ -15,9 +15,14 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 # RACE: the race detector needs cgo, so a C compiler. Without one (a machine with only Go) the
 # gate and the tests run without it, and say so in one line; CI sets REFIT_REQUIRE_RACE=1 to fail.
 RACE      := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && echo -race)
+# TAGS: disable_grpc_modules is cloud.google.com/go/storage's documented opt-out of its gRPC
+# client (direct path, xDS, client-side metrics). Refit talks to GCS over HTTP only, and the tag
+# drops 145 of the 1,175 packages `make test` compiles. Without it
+# everything still builds and behaves the same, only larger.
+TAGS      ?= disable_grpc_modules
 
 build:
-	$(GO) build -buildvcs=auto -ldflags "-X main.buildRevision=$(REVISION)" -o $(BIN) ./cmd/refit
+	$(GO) build -tags=$(TAGS) -buildvcs=auto -ldflags "-X main.buildRevision=$(REVISION)" -o $(BIN) ./cmd/refit
 
 ## test: the gate, then every test with the race detector (emulators started by the tests).
 ## Everything is compiled once, in race mode: vet, staticcheck (through `go list -export`), the
@@ -25,23 +30,23 @@ build:
 ## build. -vet=off: the gate's `go vet` has run every analyzer on the same files. -ldflags=-w: no
 ## DWARF in test binaries (nothing debugs them; stack traces come from the symbol table)
 test: gate
-	$(GO) test $(RACE) -vet=off -ldflags=-w -count=1 -timeout 30m ./...
+	$(GO) test $(RACE) -tags=$(TAGS) -vet=off -ldflags=-w -count=1 -timeout 30m ./...
 
 ## test-short: the fast tests only
 test-short:
-	$(GO) test -short -count=1 ./...
+	$(GO) test -tags=$(TAGS) -short -count=1 ./...
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet -tags=$(TAGS) ./...
 
 ## gate: go.mod tidy, gofmt-clean, vet- and staticcheck-clean (staticcheck pinned in go.mod's tool
 ## block; built plain, it loads the packages in race mode so `make test` reuses what it compiled)
 gate: race-check
 	$(GO) mod tidy -diff
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then printf 'gofmt -l: not formatted:\n%s\n' "$$out"; exit 1; fi
-	$(GO) vet $(RACE) ./...
+	$(GO) vet $(RACE) -tags=$(TAGS) ./...
 	$(GO) build -o bin/staticcheck honnef.co/go/tools/cmd/staticcheck
-	GOFLAGS=$(RACE) ./bin/staticcheck ./...
+	GOFLAGS="$(RACE) -tags=$(TAGS)" ./bin/staticcheck ./...
 
 race-check:
 ifeq ($(RACE),)
@@ -72,8 +77,8 @@ bench:
 
 ## check-deploy: the deployment files alone (kubectl, promtool, shellcheck, gcloud); also part of `make test`
 check-deploy:
-	$(GO) vet ./deploy/...
-	$(GO) test -count=1 ./deploy/...
+	$(GO) vet -tags=$(TAGS) ./deploy/...
+	$(GO) test -tags=$(TAGS) -count=1 ./deploy/...
 
 clean:
 	rm -rf bin var

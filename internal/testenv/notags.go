@@ -1,0 +1,5 @@
+//go:build !disable_grpc_modules
+
+package testenv
+
+const grpcModulesDisabled = false
