@@ -230,22 +230,24 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 			}
 		}()
 		enc := d.NewStagedEncoder(in.Source.Key())
-		next, stop := readAhead(ctx, rows)
+		next, release, stop := readAhead(ctx, rows)
 		defer stop()
-		var cs *chunkStats
+		var sums *statsSummer
 		if withStats {
-			cs = newChunkStats(d)
+			sums = startStatsSummer(newChunkStats(d), release)
+			defer sums.stop() // before stop: the summer releases batches
 		}
 		buf := append(cw.buffer(), d.HeaderRecord()...)
 		for {
-			batch, err := next()
+			b, err := next()
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
 				return err
 			}
-			for _, p := range batch {
+			b.hashes, b.tests = b.hashes[:0], b.tests[:0]
+			for _, p := range b.rows {
 				if p.rej != nil {
 					in.Rejected++
 					in.RejectedLines += max(p.rej.Lines, 1)
@@ -259,13 +261,18 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 				if hl != nil {
 					hl.add(h)
 				}
-				if cs != nil {
-					cs.add(p.row, h, test)
+				if sums != nil {
+					b.hashes, b.tests = append(b.hashes, h), append(b.tests, test)
 				}
 				in.Accepted++
 				if test {
 					in.TestRows++
 				}
+			}
+			if sums != nil {
+				sums.add(b)
+			} else {
+				release(b)
 			}
 			if len(buf) >= 128<<10 {
 				cw.write(buf)
@@ -275,8 +282,8 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 		if in.Accepted == 0 {
 			return errNoRows
 		}
-		if cs != nil {
-			st, noStats = cs.finish()
+		if sums != nil {
+			st, noStats = sums.finish()
 		}
 		cw.write(buf)
 		closed = true
