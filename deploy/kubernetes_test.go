@@ -31,7 +31,6 @@ import (
 
 	"github.com/refit-ml/refit/events"
 	"github.com/refit-ml/refit/internal/bus"
-	"github.com/refit-ml/refit/internal/testenv"
 )
 
 // object is one rendered Kubernetes object.
@@ -80,7 +79,7 @@ func render(t *testing.T, overlay string) []object {
 		return objs
 	}
 	// kustomize is a go tool (go.mod's tool block), so only Go is needed.
-	out := run(t, root(t), testenv.BuildGOGC(), "go", "tool", "kustomize", "build", filepath.Join("deploy/k8s/overlays", overlay))
+	out := run(t, root(t), nil, "go", "tool", "kustomize", "build", filepath.Join("deploy/k8s/overlays", overlay))
 	var objs []object
 	for _, doc := range splitYAML(out) {
 		o, err := decodeObject(t, doc)

@@ -249,9 +249,7 @@ func buildRefit(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "refit")
 	began := time.Now()
-	cmd := exec.Command("go", testenv.BuildArgs("-o", bin, "github.com/refit-ml/refit/cmd/refit")...)
-	cmd.Env = testenv.BuildEnv()
-	out, err := cmd.CombinedOutput()
+	out, err := exec.Command("go", testenv.BuildArgs("-o", bin, "github.com/refit-ml/refit/cmd/refit")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -28,7 +28,6 @@ func TestMain(m *testing.M) {
 		bin := filepath.Join(dir, "refit")
 		var out bytes.Buffer
 		cmd := exec.Command("go", testenv.BuildArgs("-buildvcs=auto", "-o", bin, ".")...)
-		cmd.Env = testenv.BuildEnv()
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
 			return "", fmt.Errorf("go build ./cmd/refit: %w\n%s", err, out.String())

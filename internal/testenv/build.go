@@ -1,7 +1,5 @@
 package testenv
 
-import "os"
-
 // BuildFlags are the flags a test passes to `go build` for a program it
 // runs (the refit binary of the multi-process tests): -race when the test
 // binary itself is race-built, as under `make test`, and the Makefile's
@@ -25,21 +23,4 @@ func BuildFlags() []string {
 // BuildArgs are the arguments of `go build` with BuildFlags, then args.
 func BuildArgs(args ...string) []string {
 	return append(append([]string{"build"}, BuildFlags()...), args...)
-}
-
-// BuildEnv is the environment for a `go build` or `go tool` a test runs:
-// this process's, with the Makefile's BUILD_GOGC for the compiler (a
-// quarter less garbage collection in processes that allocate much and live
-// briefly) unless GOGC is set already, then extra.
-func BuildEnv(extra ...string) []string {
-	return append(append(os.Environ(), BuildGOGC()...), extra...)
-}
-
-// BuildGOGC is BuildEnv's addition to the environment: GOGC=400, or nothing
-// when GOGC is set.
-func BuildGOGC() []string {
-	if os.Getenv("GOGC") != "" {
-		return nil
-	}
-	return []string{"GOGC=400"}
 }

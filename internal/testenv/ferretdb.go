@@ -118,7 +118,7 @@ func ferretBinary() (string, error) {
 		// several times slower), outside any workspace.
 		cmd := exec.Command("go", append(buildArgs, "-o", tmp, ".")...)
 		cmd.Dir = src
-		cmd.Env = BuildEnv("GOFLAGS=", "GOWORK=off")
+		cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			ferret.err = fmt.Errorf("go build in %s: %w\n%s", src, err, out)
 			return
