@@ -8,10 +8,10 @@ import (
 )
 
 // chunkStats computes a staged chunk's sufficient statistics (model.Stats)
-// from the rows staging has just validated, on a goroutine of its own
-// (statsSummer) a batch behind the encoder, so that the train worker finds
-// them beside the chunk when the version cut takes the chunk as its rows
-// blob, instead of reading the chunk back and parsing it again.
+// from the rows staging has just validated, each right after its record is
+// encoded (its values are still in this core's cache), so that the train
+// worker finds them beside the chunk when the version cut takes the chunk
+// as its rows blob, instead of reading the chunk back and parsing it again.
 //
 // They are ComputeStats of the chunk's bytes bit for bit: the same rows in
 // the same order, and every value the statistics read is what the staged
@@ -62,53 +62,4 @@ func (cs *chunkStats) finish() (*model.Stats, string) {
 		return nil, cs.reason
 	}
 	return cs.sb.Stats(), ""
-}
-
-// statsSummer runs chunkStats.add on a goroutine of its own, one batch at
-// a time in the order the encoder gives them, so the statistics are the
-// same bits as summed inline; each batch is released once summed.
-// Summing is as much work per row as encoding, so on its own goroutine it
-// runs beside the encoder instead of after it.
-type statsSummer struct {
-	cs      *chunkStats
-	batches chan *batch
-	done    chan struct{}
-	closed  bool
-}
-
-func startStatsSummer(cs *chunkStats, release func(*batch)) *statsSummer {
-	s := &statsSummer{cs: cs, batches: make(chan *batch, 2), done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for b := range s.batches {
-			j := 0
-			for _, p := range b.rows {
-				if p.rej == nil {
-					cs.add(p.row, b.hashes[j], b.tests[j])
-					j++
-				}
-			}
-			release(b)
-		}
-	}()
-	return s
-}
-
-// add queues b, whose hashes and tests the encoder has filled in; b must
-// not be used after.
-func (s *statsSummer) add(b *batch) { s.batches <- b }
-
-// stop waits for the queued batches; it may be called more than once.
-func (s *statsSummer) stop() {
-	if !s.closed {
-		s.closed = true
-		close(s.batches)
-	}
-	<-s.done
-}
-
-// finish stops the goroutine and returns what chunkStats.finish returns.
-func (s *statsSummer) finish() (*model.Stats, string) {
-	s.stop()
-	return s.cs.finish()
 }

@@ -5,8 +5,9 @@ import (
 )
 
 // chunkWriter writes a staged chunk on a goroutine of its own, a batch of
-// records at a time, so that hashing and copying the bytes (the bucket)
-// overlaps with encoding the next records.
+// records at a time, so that the encoding goroutine can sum the rows'
+// statistics while their values are in its cache and the bytes (hashed
+// and copied by the bucket) go to the other core.
 type chunkWriter struct {
 	out  chan []byte
 	free chan []byte

@@ -230,24 +230,22 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 			}
 		}()
 		enc := d.NewStagedEncoder(in.Source.Key())
-		next, release, stop := readAhead(ctx, rows)
+		next, stop := readAhead(ctx, rows)
 		defer stop()
-		var sums *statsSummer
+		var cs *chunkStats
 		if withStats {
-			sums = startStatsSummer(newChunkStats(d), release)
-			defer sums.stop() // before stop: the summer releases batches
+			cs = newChunkStats(d)
 		}
 		buf := append(cw.buffer(), d.HeaderRecord()...)
 		for {
-			b, err := next()
+			batch, err := next()
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
 				return err
 			}
-			b.hashes, b.tests = b.hashes[:0], b.tests[:0]
-			for _, p := range b.rows {
+			for _, p := range batch {
 				if p.rej != nil {
 					in.Rejected++
 					in.RejectedLines += max(p.rej.Lines, 1)
@@ -261,18 +259,13 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 				if hl != nil {
 					hl.add(h)
 				}
-				if sums != nil {
-					b.hashes, b.tests = append(b.hashes, h), append(b.tests, test)
+				if cs != nil {
+					cs.add(p.row, h, test)
 				}
 				in.Accepted++
 				if test {
 					in.TestRows++
 				}
-			}
-			if sums != nil {
-				sums.add(b)
-			} else {
-				release(b)
 			}
 			if len(buf) >= 128<<10 {
 				cw.write(buf)
@@ -282,8 +275,8 @@ func (w *Worker) stage(ctx context.Context, d *dataset.Definition, in registry.I
 		if in.Accepted == 0 {
 			return errNoRows
 		}
-		if sums != nil {
-			st, noStats = sums.finish()
+		if cs != nil {
+			st, noStats = cs.finish()
 		}
 		cw.write(buf)
 		closed = true

@@ -17,31 +17,26 @@ type parsed struct {
 const readAheadBatch = 1024
 
 // batch is readAhead's unit: parsed rows whose fields live in one arena, so
-// a batch costs no allocation once it has been recycled. hashes and tests
-// are the accepted rows' content hashes and splits, in order, filled in by
-// the encoder for the statistics goroutine (chunkstats.go).
+// a batch costs no allocation once it has been recycled.
 type batch struct {
 	rows   []parsed
 	fields []dataset.Field
-	hashes []dataset.RowHash
-	tests  []bool
 }
 
 // readAhead runs rows.Next on its own goroutine, a batch ahead of the
-// caller, so that parsing and validating overlap with encoding and hashing
-// the rows, summing their statistics and writing the chunk (each on a
-// goroutine of its own). Each row's fields are copied into the batch's
-// arena, so rows may reuse their Fields (InputOptions.ReuseFields);
-// strings are not copied (they are the row's). next returns io.EOF at the
-// end; a batch is valid until it is given back with release, from any
-// goroutine, for reuse. stop must be called when done.
-func readAhead(ctx context.Context, rows rowReader) (next func() (*batch, error), release func(*batch), stop func()) {
+// caller, so that parsing and validating (one core) overlap with encoding,
+// hashing and summing the rows, while a third goroutine writes the chunk
+// (chunkwriter.go). Each row's fields
+// are copied into the batch's arena, so rows may reuse their Fields
+// (InputOptions.ReuseFields); strings are not copied (they are the row's).
+// next returns io.EOF at the end, and the previous batch goes back to be
+// reused: it is valid until the following call. stop must be called when
+// done.
+func readAhead(ctx context.Context, rows rowReader) (next func() ([]parsed, error), stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	batches := make(chan *batch, 2)
-	// More than can be out at once: 2 queued, 1 filling, 1 encoding, 3 with
-	// the statistics (chunkstats.go).
-	free := make(chan *batch, 8)
-	var readErr error // written before batches is closed
+	free := make(chan *batch, 4) // more than can be out at once: 2 queued, 1 filling, 1 read
+	var readErr error            // written before batches is closed
 	go func() {
 		defer close(batches)
 		for {
@@ -75,10 +70,19 @@ func readAhead(ctx context.Context, rows rowReader) (next func() (*batch, error)
 			}
 		}
 	}()
-	next = func() (*batch, error) {
+	var last *batch
+	next = func() ([]parsed, error) {
+		if last != nil {
+			select {
+			case free <- last:
+			default:
+			}
+			last = nil
+		}
 		b, ok := <-batches
 		if ok {
-			return b, nil
+			last = b
+			return b.rows, nil
 		}
 		if readErr != nil && !errors.Is(readErr, io.EOF) {
 			return nil, readErr
@@ -88,16 +92,10 @@ func readAhead(ctx context.Context, rows rowReader) (next func() (*batch, error)
 		}
 		return nil, io.EOF
 	}
-	release = func(b *batch) {
-		select {
-		case free <- b:
-		default:
-		}
-	}
 	stop = func() {
 		cancel()
 		for range batches { // let the reader finish before its source is closed
 		}
 	}
-	return next, release, stop
+	return next, stop
 }
