@@ -39,8 +39,8 @@ test-short:
 vet:
 	$(GO) vet -tags=$(TAGS) ./...
 
-## gate: go.mod tidy, gofmt-clean (testdata aside: it holds deliberately bad files), then go vet's analyzers and staticcheck's checks in one pass
-## (internal/devtools/lint: staticcheck, versions pinned in go.mod, with cmd/vet's analyzers
+## gate: go.mod tidy, gofmt-clean (testdata aside: it holds deliberately bad files), then go
+## vet's analyzers and staticcheck's checks in one pass (internal/devtools/lint: staticcheck, versions pinned in go.mod, with cmd/vet's analyzers
 ## added: a separate `go vet` took 116 CPU-s on a warm build cache, its analyzers inside
 ## staticcheck 2; BENCHMARKS.md). Built plain, it loads the packages in race mode, so `make test`
 ## reuses what it compiled.
