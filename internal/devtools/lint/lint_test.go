@@ -11,7 +11,7 @@ import (
 )
 
 // TestLintReportsVetAndStaticcheck runs the gate's lint on testdata/bad, a
-// module with one finding of each kind, so the gate cannot pass by running
+// module with one finding of each kind (and a file the build leaves out), so the gate cannot pass by running
 // fewer analyzers than it says.
 func TestLintReportsVetAndStaticcheck(t *testing.T) {
 	if testing.Short() {
@@ -26,8 +26,25 @@ func TestLintReportsVetAndStaticcheck(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
+	// A copy, plus a file the build leaves out whose +build line contradicts
+	// its //go:build: written here, since gofmt would mend it in the tree.
+	dir := t.TempDir()
+	for _, name := range []string{"go.mod", "bad.go"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "bad", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ignored := "//go:build ignore\n// +build linux\n\npackage bad\n"
+	if err := os.WriteFile(filepath.Join(dir, "ignored.go"), []byte(ignored), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	cmd := exec.Command(bin, "./...")
-	cmd.Dir = filepath.Join("testdata", "bad")
+	cmd.Dir = dir
 	// The flags the tests were built with: the standard library's export
 	// data and facts come from the gate's run.
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS="+strings.Join(testenv.BuildFlags(), " "))
