@@ -54,6 +54,10 @@ type Config struct {
 	MongoDatabase  string
 	PubSubEmulator string
 	GCSEmulator    string
+	// AckDeadline of the subscriptions `refit setup` creates, and the
+	// longest single lease extension: a message a killed worker held comes
+	// back this long after its last extension.
+	AckDeadline time.Duration
 }
 
 // settingError names the one setting that is wrong.
@@ -92,6 +96,7 @@ func loadConfig(getenv func(string) string, profileFlag, targetFlag string) (Con
 		{"REFIT_MODEL_REFRESH", 30 * time.Second, &c.ModelRefresh},
 		{"REFIT_WATCH_INTERVAL", 200 * time.Millisecond, &c.WatchInterval},
 		{"REFIT_WATCH_QUIET", 5 * time.Second, &c.WatchQuiet},
+		{"REFIT_PUBSUB_ACK_DEADLINE", 60 * time.Second, &c.AckDeadline},
 	}
 	for _, d := range durations {
 		*d.dst = d.def
@@ -158,6 +163,10 @@ func (c Config) validate() error {
 		}
 		if len(c.TopicPrefix) < 1 || strings.ContainsAny(c.TopicPrefix, " /") {
 			return &settingError{"REFIT_TOPIC_PREFIX", "must be non-empty, without spaces or slashes"}
+		}
+		// Pub/Sub's own bounds, in whole seconds.
+		if c.AckDeadline < 10*time.Second || c.AckDeadline > 600*time.Second || c.AckDeadline%time.Second != 0 {
+			return &settingError{"REFIT_PUBSUB_ACK_DEADLINE", fmt.Sprintf("%s: want whole seconds from 10s to 600s", c.AckDeadline)}
 		}
 	default:
 		return &settingError{"REFIT_PROFILE", fmt.Sprintf("%q: want embedded or gcp", c.Profile)}

@@ -37,3 +37,40 @@ func TestHousekeepingSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestAckDeadlineSetting: the gcp profile's ack deadline defaults to
+// Pub/Sub's 60 s and is refused, naming the setting, outside Pub/Sub's
+// bounds (whole seconds, 10 s to 600 s).
+func TestAckDeadlineSetting(t *testing.T) {
+	t.Parallel()
+	gcp := map[string]string{"REFIT_PROFILE": "gcp", "REFIT_GCP_PROJECT": "p", "REFIT_BUCKET": "b", "REFIT_MONGODB_URI": "mongodb://localhost"}
+	for _, tt := range []struct {
+		value   string
+		want    time.Duration
+		wantErr string
+	}{
+		{value: "", want: 60 * time.Second},
+		{value: "10s", want: 10 * time.Second},
+		{value: "10m", want: 600 * time.Second},
+		{value: "9s", wantErr: "want whole seconds from 10s to 600s"},
+		{value: "601s", wantErr: "want whole seconds from 10s to 600s"},
+		{value: "10500ms", wantErr: "want whole seconds from 10s to 600s"},
+		{value: "soon", wantErr: "not a positive duration"},
+	} {
+		t.Run(tt.value, func(t *testing.T) {
+			cfg, err := loadConfig(func(k string) string {
+				if k == "REFIT_PUBSUB_ACK_DEADLINE" {
+					return tt.value
+				}
+				return gcp[k]
+			}, "", "")
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, "REFIT_PUBSUB_ACK_DEADLINE: ")
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, cfg.AckDeadline)
+		})
+	}
+}

@@ -32,7 +32,7 @@ func openGCP(ctx context.Context, cfg Config, logger *slog.Logger) (*stack, erro
 	}
 	s.docs = docs
 	s.closes = append(s.closes, func() error { return docs.Close(context.Background()) })
-	b, err := bus.NewPubSub(ctx, bus.PubSubConfig{Project: cfg.GCPProject, TopicPrefix: cfg.TopicPrefix, Endpoint: cfg.PubSubEmulator}, watermillLogger(logger))
+	b, err := bus.NewPubSub(ctx, bus.PubSubConfig{Project: cfg.GCPProject, TopicPrefix: cfg.TopicPrefix, Endpoint: cfg.PubSubEmulator, AckDeadline: cfg.AckDeadline}, watermillLogger(logger))
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("pubsub: %w", err)

@@ -70,7 +70,10 @@ func TestBlobStatisticsAcrossTrainers(t *testing.T) {
 		t.Skip("multi-process test: not in -short")
 	}
 	const project, bucket = "refit-stats", "refit-stats-bucket"
-	s := startEmulatorStack(t, project, bucket)
+	// A 10 s ack deadline: the emulator keeps dispatching to the killed
+	// trainer's dead stream, and each such message returns only after the
+	// deadline (plus the subscription's retry backoff).
+	s := startEmulatorStack(t, project, bucket, "REFIT_PUBSUB_ACK_DEADLINE=10s")
 	c, bin, env, mongoURI, logs := s.cluster, s.bin, s.env, s.mongoURI, s.logs
 	setup := exec.Command(bin, "setup")
 	setup.Env = env
@@ -162,7 +165,10 @@ func TestBlobStatisticsAcrossTrainers(t *testing.T) {
 	// Every blob's own message was handled by a trainer (computing the
 	// statistics, or finding them when a fit or the other trainer was
 	// first); which one does not matter. A message the killed trainer held
-	// comes back once its ack deadline (60 s) passes.
+	// comes back once its ack deadline (10 s here) passes; but the emulator
+	// (0.8.20, before streaming-pull keepalives) goes on dispatching to the
+	// dead stream for minutes, each time after the subscription's retry
+	// backoff (10 s, doubling). Five such bounces in a row fit in 300 s.
 	handled := func() map[string][]int {
 		out := map[string][]int{}
 		for i, p := range trainers {
@@ -179,7 +185,7 @@ func TestBlobStatisticsAcrossTrainers(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, "blob.written of every blob handled", 150*time.Second, func() bool { return len(handled()) == len(blobs) }, logs)
+	waitFor(t, "blob.written of every blob handled", 300*time.Second, func() bool { return len(handled()) == len(blobs) }, logs)
 	t.Logf("blob.written handled by trainers (0 was killed, 2 started after): %v", handled())
 
 	// Fitted from statistics, with the checksums of one embedded process.

@@ -144,13 +144,15 @@ func (c *cluster) stopAll() {
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool, logs func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s\n%s", what, logs())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	t.Logf("%s after %s", what, time.Since(start).Round(100*time.Millisecond))
 }
 
 // summary is the part of the final state that must not depend on the
@@ -196,7 +198,9 @@ func TestMultiProcessOnEmulators(t *testing.T) {
 		t.Skip("multi-process test: not in -short")
 	}
 	const project, bucket = "refit-test", "refit-bucket"
-	s := startEmulatorStack(t, project, bucket)
+	// A 10 s ack deadline, so what the killed processes held comes back
+	// soon (see TestBlobStatisticsAcrossTrainers).
+	s := startEmulatorStack(t, project, bucket, "REFIT_PUBSUB_ACK_DEADLINE=10s")
 	c, bin, env, emulator, logs := s.cluster, s.bin, s.env, s.emulator, s.logs
 
 	// setup: creates everything, then finds everything.
