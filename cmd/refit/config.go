@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/refit-ml/refit/internal/bus"
 )
 
 // Profiles.
@@ -164,8 +166,7 @@ func (c Config) validate() error {
 		if len(c.TopicPrefix) < 1 || strings.ContainsAny(c.TopicPrefix, " /") {
 			return &settingError{"REFIT_TOPIC_PREFIX", "must be non-empty, without spaces or slashes"}
 		}
-		// Pub/Sub's own bounds, in whole seconds.
-		if c.AckDeadline < 10*time.Second || c.AckDeadline > 600*time.Second || c.AckDeadline%time.Second != 0 {
+		if !bus.ValidAckDeadline(c.AckDeadline) {
 			return &settingError{"REFIT_PUBSUB_ACK_DEADLINE", fmt.Sprintf("%s: want whole seconds from 10s to 600s", c.AckDeadline)}
 		}
 	default:

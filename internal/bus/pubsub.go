@@ -97,6 +97,12 @@ func (c *PubSubConfig) setDefaults() {
 	}
 }
 
+// ValidAckDeadline: Pub/Sub takes a subscription's ack deadline in whole
+// seconds, from 10 to 600.
+func ValidAckDeadline(d time.Duration) bool {
+	return d >= 10*time.Second && d <= 600*time.Second && d%time.Second == 0
+}
+
 // Validate reports a configuration Pub/Sub would refuse. Zero fields
 // take their defaults.
 func (c PubSubConfig) Validate() error {
@@ -111,8 +117,8 @@ func (c PubSubConfig) Validate() error {
 	if !validResourceName(c.ObjectTopic) {
 		errs = append(errs, fmt.Errorf("object topic %q is not a valid Pub/Sub topic name", c.ObjectTopic))
 	}
-	if c.AckDeadline < 10*time.Second || c.AckDeadline > 600*time.Second {
-		errs = append(errs, fmt.Errorf("ack deadline %s: must be between 10s and 600s", c.AckDeadline))
+	if !ValidAckDeadline(c.AckDeadline) {
+		errs = append(errs, fmt.Errorf("ack deadline %s: must be whole seconds between 10s and 600s", c.AckDeadline))
 	}
 	if c.MaxExtension < 0 || c.MaxOutstandingMessages < 0 {
 		errs = append(errs, errors.New("max extension and max outstanding messages must not be negative"))

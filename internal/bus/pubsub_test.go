@@ -455,6 +455,7 @@ func TestPubSubConfigValidate(t *testing.T) {
 		{"object topic too short", bus.PubSubConfig{Project: "p", ObjectTopic: "ob"}, false},
 		{"ack deadline too short", bus.PubSubConfig{Project: "p", AckDeadline: 5 * time.Second}, false},
 		{"ack deadline too long", bus.PubSubConfig{Project: "p", AckDeadline: 11 * time.Minute}, false},
+		{"ack deadline not whole seconds", bus.PubSubConfig{Project: "p", AckDeadline: 10500 * time.Millisecond}, false},
 		{"too few delivery attempts", bus.PubSubConfig{Project: "p", MaxDeliveryAttempts: 4}, false},
 		{"too many delivery attempts", bus.PubSubConfig{Project: "p", MaxDeliveryAttempts: 101}, false},
 		{"gateway expiration under a day", bus.PubSubConfig{Project: "p", GatewayExpiration: time.Hour}, false},
